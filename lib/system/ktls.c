@@ -1,0 +1,703 @@
+/*
+ * Copyright (C) 2026 gnutls-ktls contributors
+ *
+ * This file is part of GnuTLS.
+ *
+ * The GnuTLS is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Lesser General Public License
+ * as published by the Free Software Foundation; either version 2.1 of
+ * the License, or (at your option) any later version.
+ *
+ * This library is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * Lesser General Public License for more details.
+ *
+ * You should have received a copy of the GNU Lesser General Public License
+ * along with this program.  If not, see <https://www.gnu.org/licenses/>
+ *
+ */
+
+/* The kernel TLS backend.  See ktls.h for how the record layer uses it.
+ *
+ * Structure: one table of the AEADs the kernel takes (ktls_ciphers), one
+ * builder from a GnuTLS record state to the kernel's crypto_info
+ * (ktls_build_crypto_info), one place that hands keys to the kernel per
+ * direction (ktls_install), one errno -> GnuTLS error mapping
+ * (ktls_map_errno).  Deciding whether a direction can be offloaded
+ * (ktls_offloadable) is separate from installing it; every "no" leaves
+ * that direction in userspace and is logged at debug level.
+ */
+
+#include "gnutls_int.h"
+#include "errors.h"
+#include "record.h"
+#include "mbuffers.h"
+#include "constate.h"
+#include "system.h"
+#include "debug.h"
+#include "system/ktls.h"
+
+#ifdef ENABLE_KTLS
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/sendfile.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/tls.h>
+
+#ifndef SOL_TLS
+# define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+# define TCP_ULP 31
+#endif
+
+/* The largest TLS plaintext a record can carry (RFC 8446, 5.1). */
+#define KTLS_MAX_PLAINTEXT 16384
+
+/* --- the ciphers ------------------------------------------------------- */
+
+/* The kernel's crypto_info for every AEAD it takes is laid out as
+ *	struct tls_crypto_info | iv | key | salt | rec_seq
+ * with sizes that depend only on the cipher.  "iv" is the part of the
+ * nonce after the salt: the TLS 1.3 / ChaCha20 static IV without its
+ * first salt_size bytes, or the TLS 1.2 explicit nonce. */
+struct ktls_cipher {
+	gnutls_cipher_algorithm_t id;
+	uint16_t kernel_id;	/* TLS_CIPHER_* */
+	uint8_t iv_size;
+	uint8_t key_size;
+	uint8_t salt_size;
+	uint8_t info_size;	/* sizeof the kernel's struct, as a check */
+};
+
+#define KTLS_CIPHER(gid, kname, kstruct) \
+	{ gid, TLS_CIPHER_##kname, TLS_CIPHER_##kname##_IV_SIZE, \
+	  TLS_CIPHER_##kname##_KEY_SIZE, TLS_CIPHER_##kname##_SALT_SIZE, \
+	  sizeof(struct kstruct) }
+
+static const struct ktls_cipher ktls_ciphers[] = {
+	KTLS_CIPHER(GNUTLS_CIPHER_AES_128_GCM, AES_GCM_128,
+		    tls12_crypto_info_aes_gcm_128),
+	KTLS_CIPHER(GNUTLS_CIPHER_AES_256_GCM, AES_GCM_256,
+		    tls12_crypto_info_aes_gcm_256),
+	KTLS_CIPHER(GNUTLS_CIPHER_AES_128_CCM, AES_CCM_128,
+		    tls12_crypto_info_aes_ccm_128),
+#ifdef TLS_CIPHER_CHACHA20_POLY1305
+	KTLS_CIPHER(GNUTLS_CIPHER_CHACHA20_POLY1305, CHACHA20_POLY1305,
+		    tls12_crypto_info_chacha20_poly1305),
+#endif
+};
+
+#define KTLS_SEQ_SIZE 8
+#define KTLS_CRYPTO_INFO_MAX 64
+
+static const struct ktls_cipher *ktls_cipher_find(gnutls_cipher_algorithm_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < sizeof(ktls_ciphers) / sizeof(ktls_ciphers[0]); i++)
+		if (ktls_ciphers[i].id == id)
+			return &ktls_ciphers[i];
+	return NULL;
+}
+
+/* Builds the crypto_info for one direction from its GnuTLS record state.
+ * TLS 1.2 AES-GCM/CCM keep only the salt as IV (st->iv_size == salt);
+ * the kernel then derives the explicit nonce from the sequence number, as
+ * GnuTLS does.  TLS 1.3 and ChaCha20 keep the whole static IV. */
+static int ktls_build_crypto_info(const struct ktls_cipher *c,
+				  uint16_t tls_version,
+				  const record_state_st *st,
+				  uint8_t out[KTLS_CRYPTO_INFO_MAX],
+				  size_t *out_size)
+{
+	struct tls_crypto_info info;
+	uint8_t seq[KTLS_SEQ_SIZE];
+	uint8_t *p = out;
+
+	if (st->key_size != c->key_size)
+		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
+
+	memset(&info, 0, sizeof(info));
+	info.version = tls_version;
+	info.cipher_type = c->kernel_id;
+	_gnutls_write_uint64(st->sequence_number, seq);
+
+	memcpy(p, &info, sizeof(info));
+	p += sizeof(info);
+	if (st->iv_size == (unsigned)c->salt_size + c->iv_size)
+		memcpy(p, st->iv + c->salt_size, c->iv_size);
+	else if (st->iv_size == c->salt_size && c->iv_size == KTLS_SEQ_SIZE)
+		memcpy(p, seq, c->iv_size);
+	else
+		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
+	p += c->iv_size;
+	memcpy(p, st->key, c->key_size);
+	p += c->key_size;
+	memcpy(p, st->iv, c->salt_size);
+	p += c->salt_size;
+	memcpy(p, seq, KTLS_SEQ_SIZE);
+	p += KTLS_SEQ_SIZE;
+
+	*out_size = p - out;
+	if (*out_size != c->info_size)
+		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
+	return 0;
+}
+
+/* --- errors -------------------------------------------------------------- */
+
+/* What a userspace session returns for the same condition. */
+static int ktls_map_errno(int err, unsigned dir)
+{
+	switch (err) {
+	case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+	case EWOULDBLOCK:
+#endif
+		return GNUTLS_E_AGAIN;
+	case EINTR:
+		return GNUTLS_E_INTERRUPTED;
+	case EBADMSG:		/* record failed authentication */
+		return GNUTLS_E_DECRYPTION_FAILED;
+	case EMSGSIZE:		/* record larger than 2^14 + expansion */
+		return GNUTLS_E_RECORD_OVERFLOW;
+	case EINVAL:		/* malformed record header */
+		return dir == GNUTLS_KTLS_RECV ?
+			GNUTLS_E_UNEXPECTED_PACKET_LENGTH : GNUTLS_E_PUSH_ERROR;
+	case ECONNRESET:
+		return GNUTLS_E_PREMATURE_TERMINATION;
+	default:
+		return dir == GNUTLS_KTLS_RECV ?
+			GNUTLS_E_PULL_ERROR : GNUTLS_E_PUSH_ERROR;
+	}
+}
+
+static inline int ktls_fatal(int ret)
+{
+	return ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED &&
+	       ret != GNUTLS_E_TIMEDOUT;
+}
+
+static const char *ktls_dir_name(unsigned dir)
+{
+	return dir == GNUTLS_KTLS_RECV ? "RX" : "TX";
+}
+
+/* --- setting up -------------------------------------------------------- */
+
+static int ktls_fd(gnutls_session_t session, unsigned dir)
+{
+	return (int)(long)(dir == GNUTLS_KTLS_RECV ?
+			   session->internals.transport_recv_ptr :
+			   session->internals.transport_send_ptr);
+}
+
+/* A connected TCP socket over IPv4/IPv6. */
+static bool ktls_is_tcp_socket(int fd)
+{
+	int val;
+	socklen_t len = sizeof(val);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len) < 0 ||
+	    val != SOCK_STREAM)
+		return false;
+	len = sizeof(val);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &val, &len) < 0 ||
+	    val != IPPROTO_TCP)
+		return false;
+	return true;
+}
+
+/* Attaches the "tls" upper layer protocol, unless already there (both
+ * directions may share one socket).  It changes nothing on the wire:
+ * without keys the socket passes records through as before. */
+static int ktls_attach_ulp(int fd)
+{
+	char name[16] = "";
+	socklen_t len = sizeof(name) - 1;
+
+	if (getsockopt(fd, SOL_TCP, TCP_ULP, name, &len) == 0 &&
+	    strcmp(name, "tls") == 0)
+		return 0;
+	if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The one place that hands keys to the kernel, for the initial install
+ * and for a TLS 1.3 key update alike. */
+static int ktls_install(gnutls_session_t session, unsigned dir,
+			record_parameters_st *params)
+{
+	const version_entry_st *vers = get_version(session);
+	const struct ktls_cipher *c = ktls_cipher_find(params->cipher->id);
+	const record_state_st *st = dir == GNUTLS_KTLS_RECV ?
+				    &params->read : &params->write;
+	uint8_t info[KTLS_CRYPTO_INFO_MAX];
+	size_t info_size;
+	int ret, err = 0;
+
+	if (c == NULL || vers == NULL)
+		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
+
+	ret = ktls_build_crypto_info(c,
+				     vers->tls13_sem ? TLS_1_3_VERSION :
+						       TLS_1_2_VERSION,
+				     st, info, &info_size);
+	if (ret < 0)
+		return ret;
+
+	if (setsockopt(ktls_fd(session, dir), SOL_TLS,
+		       dir == GNUTLS_KTLS_RECV ? TLS_RX : TLS_TX,
+		       info, info_size) < 0)
+		err = errno;
+	gnutls_memset(info, 0, sizeof(info));
+
+	if (err != 0) {
+		_gnutls_debug_log("ktls: %s: the kernel refused the %s key of epoch %u: %s\n",
+				  ktls_dir_name(dir), params->cipher->name,
+				  (unsigned)params->epoch, strerror(err));
+		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
+	}
+
+	if (dir == GNUTLS_KTLS_RECV)
+		session->internals.ktls.rx_epoch = params->epoch;
+	else
+		session->internals.ktls.tx_epoch = params->epoch;
+	session->internals.ktls.enabled |= dir;
+	return 0;
+}
+
+/* Before each kernel I/O: if GnuTLS moved to new keys (a TLS 1.3 key
+ * update), the kernel must get them first.  Kernels before 6.14 cannot
+ * change keys; the session then ends with a clear error rather than
+ * misreading or sending records under the wrong keys. */
+static int ktls_sync(gnutls_session_t session, unsigned dir,
+		     record_parameters_st *params)
+{
+	uint16_t installed = dir == GNUTLS_KTLS_RECV ?
+			     session->internals.ktls.rx_epoch :
+			     session->internals.ktls.tx_epoch;
+	int ret;
+
+	if (likely(params->epoch == installed))
+		return 0;
+
+	ret = ktls_install(session, dir, params);
+	if (ret < 0) {
+		_gnutls_debug_log("ktls: %s: key update not possible under kernel TLS on this kernel (needs Linux >= 6.14)\n",
+				  ktls_dir_name(dir));
+		session_invalidate(session);
+		return gnutls_assert_val(GNUTLS_E_UNIMPLEMENTED_FEATURE);
+	}
+	_gnutls_debug_log("ktls: %s: kernel switched to the keys of epoch %u\n",
+			  ktls_dir_name(dir), (unsigned)params->epoch);
+	return 0;
+}
+
+static bool ktls_default_transport(gnutls_session_t session)
+{
+	return session->internals.pull_func == system_read &&
+	       session->internals.push_func == NULL &&
+	       (session->internals.vec_push_func == system_writev ||
+		session->internals.vec_push_func == system_writev_nosignal) &&
+	       session->internals.pull_timeout_func ==
+		       gnutls_system_recv_timeout;
+}
+
+/* Which directions of this session the kernel could take; says why not
+ * (debug level) for the others. */
+static unsigned ktls_offloadable(gnutls_session_t session,
+				 record_parameters_st *rparams,
+				 record_parameters_st *wparams)
+{
+	const version_entry_st *vers = get_version(session);
+	unsigned dirs = GNUTLS_KTLS_DUPLEX;
+	const char *why = NULL;
+
+	if (IS_DTLS(session))
+		why = "DTLS";
+	else if (!ktls_default_transport(session))
+		why = "custom transport functions";
+	else if (vers == NULL ||
+		 (vers->id != GNUTLS_TLS1_2 && vers->id != GNUTLS_TLS1_3))
+		why = "protocol version";
+	else if (ktls_cipher_find(rparams->cipher->id) == NULL ||
+		 ktls_cipher_find(wparams->cipher->id) == NULL)
+		why = "cipher not supported by kernel TLS";
+	if (why != NULL) {
+		_gnutls_debug_log("ktls: not offloading: %s\n", why);
+		return 0;
+	}
+
+	if (!ktls_is_tcp_socket(ktls_fd(session, GNUTLS_KTLS_RECV))) {
+		_gnutls_debug_log("ktls: RX: transport is not a TCP socket\n");
+		dirs &= ~GNUTLS_KTLS_RECV;
+	} else if (session->internals.record_recv_buffer.byte_length != 0) {
+		/* bytes of a record not yet processed: they are no longer
+		 * in the socket, the kernel would miss them */
+		_gnutls_debug_log("ktls: RX: undecrypted bytes buffered\n");
+		dirs &= ~GNUTLS_KTLS_RECV;
+	}
+
+	if (!ktls_is_tcp_socket(ktls_fd(session, GNUTLS_KTLS_SEND))) {
+		_gnutls_debug_log("ktls: TX: transport is not a TCP socket\n");
+		dirs &= ~GNUTLS_KTLS_SEND;
+	} else if (session->internals.record_send_buffer.byte_length != 0) {
+		_gnutls_debug_log("ktls: TX: unsent records buffered\n");
+		dirs &= ~GNUTLS_KTLS_SEND;
+	} else if (session->security_parameters.max_record_send_size <
+		   KTLS_MAX_PLAINTEXT) {
+		/* the kernel always fills records to 2^14 bytes */
+		_gnutls_debug_log("ktls: TX: peer limits records to %u bytes\n",
+				  (unsigned)session->security_parameters.max_record_send_size);
+		dirs &= ~GNUTLS_KTLS_SEND;
+	}
+	return dirs;
+}
+
+void _gnutls_ktls_enable(gnutls_session_t session)
+{
+	record_parameters_st *rparams, *wparams;
+	unsigned dirs, dir;
+	int ret;
+
+	if (session->internals.ktls.enabled || !_gnutls_config_is_ktls_enabled())
+		return;
+
+	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &rparams) < 0 ||
+	    _gnutls_epoch_get(session, EPOCH_WRITE_CURRENT, &wparams) < 0) {
+		gnutls_assert();
+		return;
+	}
+
+	dirs = ktls_offloadable(session, rparams, wparams);
+	for (dir = GNUTLS_KTLS_RECV; dir <= GNUTLS_KTLS_SEND; dir <<= 1) {
+		if (!(dirs & dir))
+			continue;
+		ret = ktls_attach_ulp(ktls_fd(session, dir));
+		if (ret < 0) {
+			_gnutls_debug_log("ktls: %s: no \"tls\" ULP on the socket: %s\n",
+					  ktls_dir_name(dir), strerror(-ret));
+			continue;
+		}
+		ret = ktls_install(session, dir,
+				   dir == GNUTLS_KTLS_RECV ? rparams : wparams);
+		if (ret < 0)
+			gnutls_assert();
+	}
+
+	_gnutls_debug_log("ktls: session %p: %s%s offloaded (%s)\n", session,
+			  IS_KTLS_ENABLED(session, GNUTLS_KTLS_SEND) ? "TX" : "",
+			  IS_KTLS_ENABLED(session, GNUTLS_KTLS_RECV) ? " RX" : "",
+			  wparams->cipher->name);
+}
+
+void _gnutls_ktls_deinit(gnutls_session_t session)
+{
+	_mbuffer_xfree(&session->internals.ktls.rx_stash);
+}
+
+/* Renegotiation (TLS 1.2) would need new keys in the kernel, which it
+ * does not take: refuse with a no_renegotiation warning.  A server that
+ * already holds the peer's ClientHello cannot continue the session. */
+int _gnutls_ktls_check_rehandshake(gnutls_session_t session)
+{
+	_gnutls_debug_log("ktls: renegotiation refused under kernel TLS\n");
+	(void)gnutls_alert_send(session, GNUTLS_AL_WARNING,
+				GNUTLS_A_NO_RENEGOTIATION);
+	if (session->security_parameters.entity == GNUTLS_SERVER)
+		session_invalidate(session);
+	return gnutls_assert_val(GNUTLS_E_UNIMPLEMENTED_FEATURE);
+}
+
+/* --- sending ------------------------------------------------------------ */
+
+ssize_t _gnutls_ktls_send(gnutls_session_t session,
+			  record_parameters_st *params, content_type_t type,
+			  const void *data, size_t data_size)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct iovec iov;
+	struct msghdr msg;
+	ssize_t ret;
+	int flags = 0;
+
+	if (data_size == 0)
+		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
+
+	ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
+	if (ret < 0)
+		return ret;
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = (void *)data;
+	iov.iov_len = data_size;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (type != GNUTLS_APPLICATION_DATA) {
+		struct cmsghdr *cmsg;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_TLS;
+		cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+		*CMSG_DATA(cmsg) = (unsigned char)type;
+	}
+	if (session->internals.flags & GNUTLS_NO_SIGNAL)
+		flags |= MSG_NOSIGNAL;
+
+	ret = sendmsg(ktls_fd(session, GNUTLS_KTLS_SEND), &msg, flags);
+	if (ret < 0) {
+		int err = errno;
+
+		session->internals.direction = 1;
+		ret = ktls_map_errno(err, GNUTLS_KTLS_SEND);
+		if (ktls_fatal(ret)) {
+			_gnutls_debug_log("ktls: TX: sendmsg: %s\n", strerror(err));
+			session->internals.may_not_write = 1;
+		}
+		return gnutls_assert_val(ret);
+	}
+
+	_gnutls_record_log("REC[%p]: ktls: sent %s(%d), %zd of %zu bytes\n",
+			   session, _gnutls_packet2str(type), (int)type,
+			   ret, data_size);
+	return ret;
+}
+
+/* sendfile(2) through the kernel's TLS socket.  Returns what the kernel
+ * took, even when it is less than count (non-blocking socket, signal);
+ * GNUTLS_E_AGAIN/INTERRUPTED only when nothing was taken. */
+ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
+			       off_t *offset, size_t count)
+{
+	record_parameters_st *params;
+	off_t pos = offset ? *offset : 0;
+	size_t sent = 0;
+	ssize_t ret;
+
+	ret = _gnutls_epoch_get(session, EPOCH_WRITE_CURRENT, &params);
+	if (ret < 0)
+		return gnutls_assert_val(ret);
+	ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
+	if (ret < 0)
+		return ret;
+	if (session->internals.may_not_write || session->internals.invalid_connection)
+		return gnutls_assert_val(GNUTLS_E_INVALID_SESSION);
+
+	while (sent < count) {
+		/* sendfile moves at most 0x7ffff000 bytes per call */
+		ret = sendfile(ktls_fd(session, GNUTLS_KTLS_SEND), fd,
+			       offset ? &pos : NULL,
+			       MIN(count - sent, (size_t)0x7ffff000));
+		if (ret == 0)
+			break;	/* end of file */
+		if (ret < 0) {
+			int err = errno;
+
+			if (sent > 0)
+				break;	/* report what went; the error repeats */
+			session->internals.direction = 1;
+			if (err == EINVAL || err == EBADF || err == ESPIPE ||
+			    err == EOVERFLOW)
+				return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
+			ret = ktls_map_errno(err, GNUTLS_KTLS_SEND);
+			if (ktls_fatal(ret)) {
+				_gnutls_debug_log("ktls: TX: sendfile: %s\n",
+						  strerror(err));
+				session->internals.may_not_write = 1;
+			}
+			return gnutls_assert_val(ret);
+		}
+		sent += ret;
+	}
+
+	if (offset)
+		*offset = pos;
+	return sent;
+}
+
+/* --- receiving ---------------------------------------------------------- */
+
+/* One recvmsg from the kernel: decrypted bytes of records of one type
+ * (data records may be merged, a control record comes alone). */
+static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
+			    size_t size, content_type_t *type,
+			    unsigned int ms)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	int fd = ktls_fd(session, GNUTLS_KTLS_RECV);
+	struct cmsghdr *cmsg;
+	struct iovec iov;
+	struct msghdr msg;
+	bool typed = false;
+	ssize_t ret;
+
+	if (ms && ms != GNUTLS_INDEFINITE_TIMEOUT &&
+	    !(session->internals.flags & GNUTLS_NONBLOCK)) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		ret = poll(&pfd, 1, ms);
+		if (ret == 0)
+			return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
+		if (ret < 0)
+			return gnutls_assert_val(ktls_map_errno(errno,
+						 GNUTLS_KTLS_RECV));
+	}
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = buf;
+	iov.iov_len = size;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+
+	ret = recvmsg(fd, &msg, 0);
+	if (ret < 0) {
+		int err = errno;
+
+		session->internals.direction = 0;
+		if (err != EAGAIN && err != EINTR)
+			_gnutls_debug_log("ktls: RX: recvmsg: %s\n", strerror(err));
+		return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+	}
+
+	*type = GNUTLS_APPLICATION_DATA;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_TLS &&
+		    cmsg->cmsg_type == TLS_GET_RECORD_TYPE) {
+			*type = *CMSG_DATA(cmsg);
+			typed = true;
+		}
+	}
+
+	if (ret == 0 && !typed)	/* TCP EOF without close_notify */
+		return gnutls_assert_val(GNUTLS_E_PREMATURE_TERMINATION);
+	return ret;
+}
+
+int _gnutls_ktls_recv_record(gnutls_session_t session,
+			     record_parameters_st *params,
+			     content_type_t *type, mbuffer_st **plain,
+			     unsigned int ms)
+{
+	struct ktls_st *k = &session->internals.ktls;
+	mbuffer_st *bufel;
+	ssize_t ret;
+
+	/* what the data fast path met in place of data */
+	if (k->rx_stash_err) {
+		ret = k->rx_stash_err;
+		k->rx_stash_err = 0;
+		return ret;
+	}
+	if (k->rx_stash) {
+		*plain = k->rx_stash;
+		*type = k->rx_stash->type;
+		k->rx_stash = NULL;
+		return _mbuffer_get_udata_size(*plain);
+	}
+
+	ret = ktls_sync(session, GNUTLS_KTLS_RECV, params);
+	if (ret < 0)
+		return ret;
+
+	bufel = _mbuffer_alloc_align16(max_decrypted_size(session), 0);
+	if (bufel == NULL)
+		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+
+	ret = ktls_recvmsg(session, _mbuffer_get_udata_ptr(bufel),
+			   max_decrypted_size(session), type, ms);
+	if (ret < 0) {
+		_mbuffer_xfree(&bufel);
+		return ret;
+	}
+	_mbuffer_set_udata_size(bufel, ret);
+	bufel->type = *type;
+	*plain = bufel;
+
+	_gnutls_record_log("REC[%p]: ktls: received %s(%d) with length %zd\n",
+			   session, _gnutls_packet2str(*type), (int)*type, ret);
+	return ret;
+}
+
+/* Application data straight into the caller's buffer.  Returns the bytes
+ * received, a temporary error, or 0 when anything else arrived (a
+ * control record or an error): it is then kept for
+ * _gnutls_ktls_recv_record(), so that it takes the generic path.  Only
+ * used with buffers that hold any record whole. */
+ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
+			       size_t data_size, unsigned int ms)
+{
+	struct ktls_st *k = &session->internals.ktls;
+	record_parameters_st *params;
+	content_type_t type;
+	ssize_t ret;
+
+	if (data_size < KTLS_MAX_PLAINTEXT || k->rx_stash || k->rx_stash_err)
+		return 0;
+
+	ret = _gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params);
+	if (ret < 0 || params->epoch != k->rx_epoch)
+		return 0;	/* let the generic path handle key changes */
+
+	ret = ktls_recvmsg(session, data, data_size, &type, ms);
+	if (ret < 0) {
+		if (!ktls_fatal(ret))
+			return ret;
+		k->rx_stash_err = ret;
+		return 0;
+	}
+	if (type == GNUTLS_APPLICATION_DATA && ret > 0)
+		return ret;
+
+	k->rx_stash = _mbuffer_alloc_align16(ret, 0);
+	if (k->rx_stash == NULL)
+		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	_mbuffer_set_udata(k->rx_stash, data, ret);
+	k->rx_stash->type = type;
+	return 0;
+}
+
+#endif /* ENABLE_KTLS */
+
+/**
+ * gnutls_transport_is_ktls_enabled:
+ * @session: is a #gnutls_session_t type.
+ *
+ * Tells which directions of @session the kernel's TLS implementation
+ * (KTLS) carries.  After the handshake, records are encrypted and sent
+ * (%GNUTLS_KTLS_SEND) or received and decrypted (%GNUTLS_KTLS_RECV) by
+ * the kernel when the system-wide configuration enables it (the
+ * [global] key "ktls = true") and the kernel takes the negotiated TLS
+ * version and cipher on the session's TCP socket; any direction it
+ * does not take stays in userspace, with no difference to the
+ * application.  Sessions with their own transport functions or over
+ * DTLS are never offloaded.
+ *
+ * Returns: a combination of #gnutls_transport_ktls_enable_flags_t, 0
+ *   when nothing is offloaded.
+ *
+ * Since: 3.7.3
+ **/
+gnutls_transport_ktls_enable_flags_t
+gnutls_transport_is_ktls_enabled(gnutls_session_t session)
+{
+#ifdef ENABLE_KTLS
+	return session->internals.ktls.enabled;
+#else
+	(void)session;
+	return 0;
+#endif
+}
