@@ -107,6 +107,7 @@ struct opts {
 	char prio_buf[256];
 	int use_sendfile;
 	int offset_null;
+	uint64_t file_pos;
 	unsigned dirs;
 	uint64_t size;
 	size_t chunk;
@@ -227,6 +228,9 @@ static void usage(FILE *out)
 		"  --prio STRING             priority string override\n"
 		"  --mode send|sendfile      gnutls_record_send or _send_file\n"
 		"  --offset null|ptr         send_file offset argument (default ptr)\n"
+		"  --file-pos BYTES          with --offset ptr: file position to\n"
+		"                            set beforehand, which must not be\n"
+		"                            used nor moved (default 0)\n"
 		"  --dir c2s|s2c|both        who sends (default c2s)\n"
 		"  --size BYTES[K|M|G]       bytes per direction (default 64M)\n"
 		"  --chunk BYTES[K|M|G]      bytes per send call (default 64K)\n"
@@ -306,7 +310,7 @@ static int bad_arg(const char *opt, const char *arg)
 
 enum {
 	OPT_TLS12 = 256, OPT_TLS13, OPT_CIPHER, OPT_PRIO, OPT_MODE,
-	OPT_OFFSET, OPT_DIR, OPT_SIZE, OPT_CHUNK, OPT_EXPECT, OPT_CHECK_STAT,
+	OPT_OFFSET, OPT_FILE_POS, OPT_DIR, OPT_SIZE, OPT_CHUNK, OPT_EXPECT, OPT_CHECK_STAT,
 	OPT_TIMEOUT, OPT_QUIET, OPT_JSON, OPT_HELP
 };
 
@@ -317,6 +321,7 @@ static const struct option long_opts[] = {
 	{ "prio", required_argument, NULL, OPT_PRIO },
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "offset", required_argument, NULL, OPT_OFFSET },
+	{ "file-pos", required_argument, NULL, OPT_FILE_POS },
 	{ "dir", required_argument, NULL, OPT_DIR },
 	{ "size", required_argument, NULL, OPT_SIZE },
 	{ "chunk", required_argument, NULL, OPT_CHUNK },
@@ -356,6 +361,11 @@ static int parse_one(struct opts *o, int c, const char *arg)
 		if (strcmp(arg, "null") != 0 && strcmp(arg, "ptr") != 0)
 			return bad_arg(name, arg);
 		o->offset_null = strcmp(arg, "null") == 0;
+		return 0;
+	case OPT_FILE_POS:
+		if (parse_size(arg, &v) < 0 || v > INT64_MAX / 2)
+			return bad_arg(name, arg);
+		o->file_pos = v;
 		return 0;
 	case OPT_DIR:
 		if (strcmp(arg, "c2s") == 0)
@@ -668,7 +678,8 @@ static int hash_update(const struct xfer *x, gnutls_hash_hd_t h,
 }
 
 /* Create the sendfile source: FILE_START bytes of junk then the payload
- * (hashed into x->res.hash); position the file as --offset requires.
+ * (hashed into x->res.hash).  With --offset null the file position is set
+ * to the payload; with --offset ptr to --file-pos, where it must stay.
  * The file is unlinked immediately. */
 static int file_prepare(struct xfer *x)
 {
@@ -710,7 +721,8 @@ static int file_prepare(struct xfer *x)
 			goto out;
 		left -= n;
 	}
-	pos = lseek(fd, o->offset_null ? FILE_START : 0, SEEK_SET);
+	pos = lseek(fd, o->offset_null ? FILE_START : (off_t)o->file_pos,
+		    SEEK_SET);
 	if (pos < 0) {
 		ret = fail("%s: lseek: %s", x->who, strerror(errno));
 		goto out;

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
+#include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/tls.h>
@@ -393,15 +394,46 @@ void _gnutls_ktls_enable(gnutls_session_t session)
 			gnutls_assert();
 	}
 
-	_gnutls_debug_log("ktls: session %p: %s%s offloaded (%s)\n", session,
-			  IS_KTLS_ENABLED(session, GNUTLS_KTLS_SEND) ? "TX" : "",
-			  IS_KTLS_ENABLED(session, GNUTLS_KTLS_RECV) ? " RX" : "",
-			  wparams->cipher->name);
+	_gnutls_debug_log("ktls: session %p (%s): TX %s, RX %s\n", session,
+			  wparams->cipher->name,
+			  IS_KTLS_ENABLED(session, GNUTLS_KTLS_SEND) ? "kernel" : "userspace",
+			  IS_KTLS_ENABLED(session, GNUTLS_KTLS_RECV) ? "kernel" : "userspace");
 }
 
 void _gnutls_ktls_deinit(gnutls_session_t session)
 {
 	_mbuffer_xfree(&session->internals.ktls.rx_stash);
+}
+
+/* Whether the running kernel takes new keys on a TLS 1.3 socket that
+ * already has some (TLS_TX/TLS_RX set again): Linux 6.14 and later. */
+static bool ktls_kernel_can_rekey(void)
+{
+	static int cached = -1;	/* the same answer for every thread */
+	struct utsname u;
+	unsigned major, minor;
+
+	if (cached < 0)
+		cached = uname(&u) == 0 &&
+			 sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
+			 (major > 6 || (major == 6 && minor >= 14));
+	return cached;
+}
+
+/* gnutls_session_key_update() on an offloaded session: refuse before
+ * anything is sent when the kernel could not follow the new keys, so the
+ * session stays usable.  Our TX keys change; with GNUTLS_KU_PEER the
+ * peer's, and so our RX keys, change too. */
+int _gnutls_ktls_check_key_update(gnutls_session_t session, unsigned flags)
+{
+	unsigned needs = GNUTLS_KTLS_SEND;
+
+	if (flags & GNUTLS_KU_PEER)
+		needs |= GNUTLS_KTLS_RECV;
+	if (!IS_KTLS_ENABLED(session, needs) || ktls_kernel_can_rekey())
+		return 0;
+	_gnutls_debug_log("ktls: key update refused: this kernel cannot change the keys of a kernel TLS socket (needs Linux >= 6.14)\n");
+	return gnutls_assert_val(GNUTLS_E_UNIMPLEMENTED_FEATURE);
 }
 
 /* Renegotiation (TLS 1.2) would need new keys in the kernel, which it

@@ -51,6 +51,7 @@ bool _gnutls_config_is_ktls_enabled(void);
 void _gnutls_ktls_enable(gnutls_session_t session);
 void _gnutls_ktls_deinit(gnutls_session_t session);
 int _gnutls_ktls_check_rehandshake(gnutls_session_t session);
+int _gnutls_ktls_check_key_update(gnutls_session_t session, unsigned flags);
 
 ssize_t _gnutls_ktls_send(gnutls_session_t session,
 			  record_parameters_st *params, content_type_t type,
@@ -69,6 +70,7 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 # define _gnutls_ktls_enable(session) ((void)(session))
 # define _gnutls_ktls_deinit(session) ((void)(session))
 # define _gnutls_ktls_check_rehandshake(session) 0
+# define _gnutls_ktls_check_key_update(session, flags) 0
 # define _gnutls_ktls_send(s, p, t, d, n) GNUTLS_E_INTERNAL_ERROR
 # define _gnutls_ktls_recv_record(s, p, t, b, ms) GNUTLS_E_INTERNAL_ERROR
 # define _gnutls_ktls_recv_data(s, d, n, ms) 0

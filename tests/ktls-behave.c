@@ -1,0 +1,1765 @@
+/*
+ * Copyright (C) 2026 gnutls-ktls contributors
+ *
+ * This file is part of GnuTLS.
+ *
+ * GnuTLS is free software: you can redistribute it and/or modify it
+ * under the terms of the GNU General Public License as published by
+ * the Free Software Foundation, either version 3 of the License, or
+ * (at your option) any later version.
+ *
+ * GnuTLS is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * General Public License for more details.
+ *
+ * You should have received a copy of the GNU General Public License
+ * along with this program.  If not, see <https://www.gnu.org/licenses/>
+ */
+
+/*
+ * ktls-behave: named behaviour cases that must come out the same whether
+ * the receiving TLS client ("observer") runs its record layer in the
+ * kernel (KTLS) or in userspace.
+ *
+ * Fixture: the process forks; the parent is the client (the observer),
+ * the child the server (the "actor", which makes things happen: alerts,
+ * injected records, key updates...).  TCP over 127.0.0.1, an in-memory
+ * ECDSA P-256 self-signed certificate, the client does not verify it.
+ *
+ *   --observer ktls  (default) the client uses gnutls_transport_set_int();
+ *                    after the handshake it must have
+ *                    gnutls_transport_is_ktls_enabled() == RECV|SEND
+ *                    (so run with a system config that has ktls = true)
+ *   --observer user  the client uses its own push/pull/pull_timeout
+ *                    functions, which keeps it in userspace even with
+ *                    ktls = true; asserts the flags are 0
+ *
+ * The server uses gnutls_transport_set_int() (under ktls = true its
+ * record layer is offloaded too), except in the cases that need it in
+ * userspace: raw record injection with write(2), key updates and
+ * renegotiation.  Cases that need the server's kernel TX (records of
+ * arbitrary type sent with TLS_SET_RECORD_TYPE) assert it.
+ *
+ * Each case checks exact return codes; the expectations are what a
+ * userspace GnuTLS 3.7.9 client gives, and the KTLS observer must give
+ * the same.  The exceptions are declared in the case table: renegotiation
+ * (refused under KTLS on purpose), key updates on kernels < 6.14, and
+ * "known_diff" cases, a difference that is a library bug still to fix:
+ * those still run and print XFAIL (or XPASS once fixed) and do not fail
+ * the run unless --strict.
+ *
+ * Usage: ktls-behave --case NAME|all [--tls12|--tls13]
+ *                    [--observer ktls|user] [--kernel-rekey yes|no|auto]
+ *                    [--rbuf BYTES] [--strict] [--verbose] [--list]
+ *
+ *   --kernel-rekey   whether the kernel can take new TLS 1.3 keys (Linux
+ *                    >= 6.14); auto (default) looks at uname -r
+ *   --rbuf           buffer size of the client's gnutls_record_recv calls
+ *                    where a case does not fix it (default 65536: the KTLS
+ *                    data fast path; 100 exercises the generic path)
+ *
+ * Output: one line per case, "PASS: <case> <tls> <observer>",
+ * "FAIL: <case> <tls> <observer>: <step>: expected X got Y", "SKIP: ..."
+ * (case not defined for this TLS version), "XFAIL:"/"XPASS:" for
+ * known_diff cases.  Exit status: 0 all passed, 1 a failure, 2 usage.
+ *
+ * Build: cc -std=gnu11 ktls-behave.c $(pkg-config --cflags --libs gnutls)
+ */
+
+#define _GNU_SOURCE
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/socket.h>
+#include <gnutls/x509.h>
+
+#ifndef SOL_TLS
+# define SOL_TLS 282
+#endif
+#ifndef TLS_SET_RECORD_TYPE
+# define TLS_SET_RECORD_TYPE 1
+#endif
+
+#define V12 1u
+#define V13 2u
+#define VBOTH (V12 | V13)
+
+#define IO_TIMEOUT_MS 30000	/* TCG VMs are slow */
+#define CASE_TIMEOUT_S 120
+#define MAX_TLS_RECORD 16384
+
+/* server flags */
+#define SRV_USER 1u	/* custom transport: stays in userspace */
+#define SRV_TICKETS 2u	/* session tickets enabled */
+
+/* ------------------------------------------------------------------ */
+
+struct opts {
+	unsigned vers;		/* V12 or V13 */
+	int observer_user;
+	int kernel_rekey;
+	size_t rbuf;
+	int strict;
+	int verbose;
+};
+
+struct fx;
+struct bcase;
+typedef void (*server_fn)(struct fx *, const struct bcase *);
+typedef void (*client_fn)(struct fx *, const struct bcase *);
+
+/* What the KTLS observer may do differently from userspace. */
+enum diff {
+	SAME = 0,
+	KNOWN_DIFF,		/* a library bug: XFAIL until fixed */
+};
+
+struct bcase {
+	const char *name;
+	unsigned vers;		/* versions the case is defined for */
+	server_fn server;
+	client_fn client;
+	int param;		/* record type, handshake type, ... */
+	enum diff diff;
+	const char *diff_note;	/* why, for known_diff */
+	const char *what;	/* one line for --list */
+};
+
+struct fx {
+	const struct opts *o;
+	const struct bcase *c;
+	int lfd;
+	struct sockaddr_in addr;
+	int to_srv, from_cli;	/* pipes: client -> server */
+	int to_cli, from_srv;	/* pipes: server -> client */
+	int is_server;
+	int failed;
+	char label[128];
+	gnutls_certificate_credentials_t scred, ccred;
+	gnutls_datum_t ticket_key;
+};
+
+struct peer {
+	gnutls_session_t s;
+	int fd;
+};
+
+static gnutls_x509_crt_t g_crt;
+static gnutls_x509_privkey_t g_key;
+
+/* ------------------------------------------------------------------ */
+/* reporting */
+
+static const char *ver_name(unsigned v)
+{
+	return v == V12 ? "tls12" : "tls13";
+}
+
+static const char *rc_str(ssize_t rc, char *buf, size_t n)
+{
+	if (rc < 0)
+		snprintf(buf, n, "%s(%zd)", gnutls_strerror_name((int)rc)
+			 ? gnutls_strerror_name((int)rc) : "?", rc);
+	else if (rc == 0)
+		snprintf(buf, n, "0(EOF)");
+	else
+		snprintf(buf, n, "%zd bytes", rc);
+	return buf;
+}
+
+static void data_str(const unsigned char *d, size_t len, char *buf,
+		     size_t n)
+{
+	size_t i, o = 0;
+
+	o += snprintf(buf + o, n - o, "data[%zu]'", len);
+	for (i = 0; i < len && i < 24 && o + 6 < n; i++) {
+		if (d[i] >= 0x20 && d[i] < 0x7f && d[i] != '\'')
+			buf[o++] = d[i];
+		else
+			o += snprintf(buf + o, n - o, "\\x%02x", d[i]);
+	}
+	snprintf(buf + o, n - o, "%s'", len > 24 ? "..." : "");
+}
+
+/* Records a failure of this side; the server's are also its exit status. */
+static void fail(struct fx *fx, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fx->failed = 1;
+	printf("%s: %s%s: %s\n",
+	       fx->c->diff == KNOWN_DIFF && !fx->o->observer_user ? "XFAIL" :
+	       "FAIL", fx->label, fx->is_server ? " (server)" : "", msg);
+	fflush(stdout);
+}
+
+static void note(struct fx *fx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!fx->o->verbose)
+		return;
+	va_start(ap, fmt);
+	printf("  [%s] ", fx->is_server ? "srv" : "cli");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+}
+
+static int expect_rc(struct fx *fx, const char *step, ssize_t got,
+		     ssize_t want)
+{
+	char g[96], w[96];
+
+	note(fx, "%s: %s", step, rc_str(got, g, sizeof(g)));
+	if (got == want)
+		return 0;
+	fail(fx, "%s: expected %s got %s", step, rc_str(want, w, sizeof(w)),
+	     rc_str(got, g, sizeof(g)));
+	return -1;
+}
+
+/* A hard error of the fixture itself: report and end this side. */
+static void die(struct fx *fx, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fx->failed = 1;
+	printf("FAIL: %s%s: fixture: %s\n", fx->label,
+	       fx->is_server ? " (server)" : "", msg);
+	fflush(stdout);
+	if (fx->is_server)
+		_exit(1);
+}
+
+/* ------------------------------------------------------------------ */
+/* synchronisation over pipes */
+
+#define SYNC_GO 'G'
+#define SYNC_DONE 'D'
+
+static void sync_send(struct fx *fx, char c)
+{
+	int fd = fx->is_server ? fx->to_cli : fx->to_srv;
+
+	if (write(fd, &c, 1) != 1 && fx->is_server)
+		_exit(1);
+}
+
+/* Waits for one byte from the other side.  The server ends quietly when
+ * the client is done early (the client already reported why). */
+static int sync_wait(struct fx *fx, int timeout_ms)
+{
+	int fd = fx->is_server ? fx->from_cli : fx->from_srv;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, timeout_ms) <= 0) {
+		die(fx, "no word from the %s in %d ms",
+		    fx->is_server ? "client" : "server", timeout_ms);
+		return -1;
+	}
+	if (read(fd, &c, 1) != 1) {
+		if (fx->is_server)
+			_exit(0);
+		die(fx, "the server ended early");
+		return -1;
+	}
+	if (fx->is_server && c == SYNC_DONE)
+		_exit(fx->failed);
+	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* transport */
+
+static ssize_t user_push(gnutls_transport_ptr_t p, const void *d, size_t n)
+{
+	return send((int)(intptr_t)p, d, n, MSG_NOSIGNAL);
+}
+
+static ssize_t user_pull(gnutls_transport_ptr_t p, void *d, size_t n)
+{
+	return recv((int)(intptr_t)p, d, n, 0);
+}
+
+static int user_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
+{
+	struct pollfd pfd = { .fd = (int)(intptr_t)p, .events = POLLIN };
+	int ret;
+
+	ret = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+	if (ret < 0)
+		return -1;
+	return ret;
+}
+
+static void set_transport(gnutls_session_t s, int fd, int user)
+{
+	if (!user) {
+		gnutls_transport_set_int(s, fd);
+		return;
+	}
+	gnutls_transport_set_ptr(s, (gnutls_transport_ptr_t)(intptr_t)fd);
+	gnutls_transport_set_push_function(s, user_push);
+	gnutls_transport_set_pull_function(s, user_pull);
+	gnutls_transport_set_pull_timeout_function(s, user_pull_timeout);
+}
+
+static const char *priority(const struct opts *o)
+{
+	return o->vers == V12 ? "NORMAL:-VERS-ALL:+VERS-TLS1.2" :
+				"NORMAL:-VERS-ALL:+VERS-TLS1.3";
+}
+
+static int handshake(gnutls_session_t s)
+{
+	int ret;
+
+	do {
+		ret = gnutls_handshake(s);
+	} while (ret < 0 && !gnutls_error_is_fatal(ret));
+	return ret;
+}
+
+static struct peer srv_open(struct fx *fx, unsigned flags)
+{
+	struct peer p;
+	int ret;
+
+	p.fd = accept(fx->lfd, NULL, NULL);
+	if (p.fd < 0)
+		die(fx, "accept: %s", strerror(errno));
+	if (gnutls_init(&p.s, GNUTLS_SERVER) < 0 ||
+	    gnutls_priority_set_direct(p.s, priority(fx->o), NULL) < 0 ||
+	    gnutls_credentials_set(p.s, GNUTLS_CRD_CERTIFICATE, fx->scred) < 0)
+		die(fx, "server session setup");
+	if ((flags & SRV_TICKETS) &&
+	    gnutls_session_ticket_enable_server(p.s, &fx->ticket_key) < 0)
+		die(fx, "gnutls_session_ticket_enable_server");
+	set_transport(p.s, p.fd, flags & SRV_USER);
+	gnutls_record_set_timeout(p.s, IO_TIMEOUT_MS);
+	gnutls_handshake_set_timeout(p.s, IO_TIMEOUT_MS);
+	ret = handshake(p.s);
+	if (ret < 0)
+		die(fx, "server handshake: %s", gnutls_strerror_name(ret));
+	note(fx, "server: %s, ktls flags %d", gnutls_cipher_get_name(
+		     gnutls_cipher_get(p.s)),
+	     (int)gnutls_transport_is_ktls_enabled(p.s));
+	return p;
+}
+
+/* The cases that send records with the kernel's help need its TX. */
+static void srv_require_ktls_tx(struct fx *fx, struct peer *p)
+{
+	if (!(gnutls_transport_is_ktls_enabled(p->s) & GNUTLS_KTLS_SEND))
+		die(fx, "the server's TX is not offloaded (ktls flags %d); "
+		    "this case needs ktls = true and a kernel with TLS",
+		    (int)gnutls_transport_is_ktls_enabled(p->s));
+}
+
+static void srv_send(struct fx *fx, struct peer *p, const void *d, size_t n)
+{
+	size_t off = 0;
+	ssize_t ret;
+
+	while (off < n) {
+		ret = gnutls_record_send(p->s, (const char *)d + off, n - off);
+		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (ret < 0)
+			die(fx, "server send: %s", gnutls_strerror_name(ret));
+		off += ret;
+	}
+}
+
+static void srv_send_str(struct fx *fx, struct peer *p, const char *str)
+{
+	srv_send(fx, p, str, strlen(str));
+}
+
+static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
+{
+	size_t off = 0;
+	ssize_t ret;
+
+	while (off < n) {
+		ret = write(fd, (const char *)d + off, n - off);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0)
+			die(fx, "write: %s", strerror(errno));
+		off += ret;
+	}
+}
+
+/* One record of the given type, encrypted by the kernel's TX. */
+static void ktls_send_typed(struct fx *fx, int fd, unsigned char type,
+			    const void *d, size_t n)
+{
+	char cbuf[CMSG_SPACE(1)];
+	struct msghdr msg;
+	struct iovec iov = { (void *)d, n };
+	struct cmsghdr *cmsg;
+	ssize_t ret;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(cbuf, 0, sizeof(cbuf));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_TLS;
+	cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+	cmsg->cmsg_len = CMSG_LEN(1);
+	*CMSG_DATA(cmsg) = type;
+	ret = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	if (ret != (ssize_t)n)
+		die(fx, "sendmsg of a type %u record: %zd %s", type, ret,
+		    ret < 0 ? strerror(errno) : "");
+}
+
+static struct peer cli_open(struct fx *fx, const gnutls_datum_t *resume)
+{
+	struct peer p;
+	unsigned want = fx->o->observer_user ? 0 :
+			GNUTLS_KTLS_RECV | GNUTLS_KTLS_SEND;
+	int ret, flags;
+
+	p.s = NULL;
+	p.fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (p.fd < 0 || connect(p.fd, (struct sockaddr *)&fx->addr,
+				sizeof(fx->addr)) < 0) {
+		die(fx, "connect: %s", strerror(errno));
+		return p;
+	}
+	if (gnutls_init(&p.s, GNUTLS_CLIENT) < 0 ||
+	    gnutls_priority_set_direct(p.s, priority(fx->o), NULL) < 0 ||
+	    gnutls_credentials_set(p.s, GNUTLS_CRD_CERTIFICATE, fx->ccred) < 0 ||
+	    gnutls_server_name_set(p.s, GNUTLS_NAME_DNS, "localhost", 9) < 0 ||
+	    (resume && gnutls_session_set_data(p.s, resume->data,
+					       resume->size) < 0)) {
+		die(fx, "client session setup");
+		return p;
+	}
+	set_transport(p.s, p.fd, fx->o->observer_user);
+	gnutls_record_set_timeout(p.s, IO_TIMEOUT_MS);
+	gnutls_handshake_set_timeout(p.s, IO_TIMEOUT_MS);
+	ret = handshake(p.s);
+	if (ret < 0) {
+		die(fx, "client handshake: %s", gnutls_strerror_name(ret));
+		return p;
+	}
+	flags = gnutls_transport_is_ktls_enabled(p.s);
+	if ((unsigned)flags != want) {
+		die(fx, "observer %s: gnutls_transport_is_ktls_enabled() = %d, "
+		    "expected %u", fx->o->observer_user ? "user" : "ktls",
+		    flags, want);
+		return p;
+	}
+	note(fx, "client: %s %s, ktls flags %d",
+	     gnutls_protocol_get_name(gnutls_protocol_get_version(p.s)),
+	     gnutls_cipher_get_name(gnutls_cipher_get(p.s)), flags);
+	return p;
+}
+
+static void peer_close(struct peer *p)
+{
+	if (p->s)
+		gnutls_deinit(p->s);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->s = NULL;
+	p->fd = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* client reads */
+
+/* One gnutls_record_recv of at most n bytes; GNUTLS_E_AGAIN and
+ * _INTERRUPTED are retried (a blocking TLS 1.3 session returns AGAIN
+ * after a post-handshake message or an empty record). */
+static ssize_t rd(struct fx *fx, gnutls_session_t s, void *buf, size_t n)
+{
+	ssize_t ret;
+	int again = 0;
+
+	do {
+		ret = gnutls_record_recv(s, buf, n);
+	} while ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
+		 ++again < 64);
+	if (again)
+		note(fx, "recv: %d x AGAIN/INTERRUPTED before %zd", again, ret);
+	return ret;
+}
+
+/* Reads exactly the bytes of want (in --rbuf sized calls). */
+static int expect_data(struct fx *fx, const char *step, gnutls_session_t s,
+		       const void *want, size_t n)
+{
+	unsigned char *buf = malloc(n + fx->o->rbuf);
+	size_t got = 0;
+	ssize_t ret = 0;
+	char g[96], w[96];
+	int rv = 0;
+
+	while (got < n) {
+		ret = rd(fx, s, buf + got, fx->o->rbuf);
+		if (ret <= 0)
+			break;
+		got += ret;
+	}
+	data_str(want, n, w, sizeof(w));
+	if (got > n || (got == n && memcmp(buf, want, n) != 0)) {
+		data_str(buf, got, g, sizeof(g));
+		fail(fx, "%s: expected %s got %s", step, w, g);
+		rv = -1;
+	} else if (got < n) {
+		char r[96];
+
+		data_str(buf, got, g, sizeof(g));
+		fail(fx, "%s: expected %s got %s then %s", step, w, g,
+		     rc_str(ret, r, sizeof(r)));
+		rv = -1;
+	} else
+		note(fx, "%s: %s", step, w);
+	free(buf);
+	return rv;
+}
+
+static int expect_str(struct fx *fx, const char *step, gnutls_session_t s,
+		      const char *want)
+{
+	return expect_data(fx, step, s, want, strlen(want));
+}
+
+/* One read that must return the error (or 0) want, not data. */
+static int expect_recv_rc(struct fx *fx, const char *step, gnutls_session_t s,
+			  ssize_t want)
+{
+	unsigned char *buf = malloc(fx->o->rbuf);
+	ssize_t ret = rd(fx, s, buf, fx->o->rbuf);
+	char g[96], w[96];
+	int rv = 0;
+
+	if (ret > 0) {
+		data_str(buf, ret, g, sizeof(g));
+		fail(fx, "%s: expected %s got %s", step,
+		     rc_str(want, w, sizeof(w)), g);
+		rv = -1;
+	} else
+		rv = expect_rc(fx, step, ret, want);
+	free(buf);
+	return rv;
+}
+
+static int expect_alert(struct fx *fx, const char *step, gnutls_session_t s,
+			int want)
+{
+	int got = gnutls_alert_get(s);
+
+	note(fx, "%s: alert %s", step, gnutls_alert_get_name(got));
+	if (got == want)
+		return 0;
+	fail(fx, "%s: expected alert %s(%d) got %s(%d)", step,
+	     gnutls_alert_get_name(want), want,
+	     gnutls_alert_get_name(got) ? gnutls_alert_get_name(got) : "?", got);
+	return -1;
+}
+
+static int kernel_rekey(struct fx *fx)
+{
+	return fx->o->observer_user || fx->o->kernel_rekey;
+}
+
+/* ------------------------------------------------------------------ */
+/* cases: closing */
+
+static void s_close_notify(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+	int ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_close_notify(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, 0);
+	expect_recv_rc(fx, "recv#3", p.s, 0);
+	peer_close(&p);
+}
+
+static void s_eof_no_close_notify(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, c->param);
+
+	srv_send_str(fx, &p, "hello");
+	shutdown(p.fd, SHUT_WR);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_eof_no_close_notify(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_PREMATURE_TERMINATION);
+	peer_close(&p);
+}
+
+/* close_notify, then (userspace server) nothing; or with the kernel's TX,
+ * application data after the close_notify. */
+static void s_after_close_notify(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, c->param ? 0 : SRV_USER);
+	int ret;
+
+	srv_send_str(fx, &p, "hello");
+	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
+	if (c->param) {
+		srv_require_ktls_tx(fx, &p);
+		if (send(p.fd, "late", 4, MSG_NOSIGNAL) != 4)
+			die(fx, "send after close_notify: %s", strerror(errno));
+	}
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_after_close_notify(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, 0);
+	expect_recv_rc(fx, "recv#3", p.s, 0);
+	peer_close(&p);
+}
+
+/* The observer closes both ways: bye(SHUT_RDWR) waits for the server's
+ * close_notify (received by the kernel under KTLS). */
+static void s_bye_rdwr(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+	char buf[64];
+	ssize_t ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	do {
+		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	expect_rc(fx, "recv close_notify", ret, 0);
+	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_bye_rdwr(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	int ret;
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	do {
+		ret = gnutls_bye(p.s, GNUTLS_SHUT_RDWR);
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	expect_rc(fx, "gnutls_bye(SHUT_RDWR)", ret, 0);
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* cases: alerts */
+
+static void s_alert(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+	int level = c->param >> 8, desc = c->param & 0xff;
+	int ret;
+
+	srv_send_str(fx, &p, "hello");
+	ret = gnutls_alert_send(p.s, level, desc);
+	expect_rc(fx, "gnutls_alert_send", ret, 0);
+	if (level == GNUTLS_AL_WARNING)
+		srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+#define ALERT(level, desc) (((level) << 8) | (desc))
+
+static void c_warning_alert(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	expect_str(fx, "recv#1", p.s, "hello");
+	if (fx->o->vers == V12) {
+		if (expect_recv_rc(fx, "recv#2", p.s,
+				   GNUTLS_E_WARNING_ALERT_RECEIVED) == 0)
+			expect_alert(fx, "alert", p.s, c->param & 0xff);
+		expect_str(fx, "recv#3", p.s, "after");
+	} else {
+		/* TLS 1.3: every alert but close_notify/user_canceled ends
+		 * the session, whatever its level */
+		if (expect_recv_rc(fx, "recv#2", p.s,
+				   GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
+			expect_alert(fx, "alert", p.s, c->param & 0xff);
+		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+	}
+	peer_close(&p);
+}
+
+static void c_fatal_alert(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	expect_str(fx, "recv#1", p.s, "hello");
+	if (expect_recv_rc(fx, "recv#2", p.s,
+			   GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
+		expect_alert(fx, "alert", p.s, c->param & 0xff);
+	expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+	peer_close(&p);
+}
+
+/* The observer sends: the server (userspace) must see the fatal alert. */
+static void s_observer_alert(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	char buf[64];
+	ssize_t ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	do {
+		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	if (ret > 0) {
+		buf[ret < (ssize_t)sizeof(buf) ? ret : (ssize_t)sizeof(buf) - 1] = 0;
+		expect_rc(fx, "recv#1 (\"x\")", ret, 1);
+		do {
+			ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+		} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	}
+	if (expect_rc(fx, "recv#2", ret, GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
+		expect_alert(fx, "alert", p.s, GNUTLS_A_ACCESS_DENIED);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_observer_alert(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	ssize_t ret;
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	ret = gnutls_record_send(p.s, "x", 1);
+	expect_rc(fx, "send", ret, 1);
+	ret = gnutls_alert_send(p.s, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
+	expect_rc(fx, "gnutls_alert_send", ret, 0);
+	sync_send(fx, SYNC_GO);	/* harmless; the server does not wait */
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* cases: raw records from a userspace server */
+
+enum raw_kind { RAW_BAD_MAC, RAW_OVERFLOW, RAW_TRUNCATED, RAW_SHORT,
+		RAW_BAD_VERSION, RAW_OUTER_TYPE_99 };
+
+static void s_raw(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	unsigned char hdr[5] = { 23, 3, 3, 0, 0 };
+	size_t len = 64, send_len;
+	unsigned char *body;
+	unsigned i;
+
+	srv_send_str(fx, &p, "hello");
+	switch (c->param) {
+	case RAW_OVERFLOW:
+		len = 16384 + 2048 + 1;
+		break;
+	case RAW_TRUNCATED:
+		len = 100;
+		break;
+	case RAW_SHORT:
+		len = 5;	/* less than the AEAD tag */
+		break;
+	case RAW_BAD_VERSION:
+		hdr[2] = 1;	/* 3,1 */
+		break;
+	case RAW_OUTER_TYPE_99:
+		hdr[0] = 99;
+		break;
+	}
+	hdr[3] = len >> 8;
+	hdr[4] = len & 0xff;
+	send_len = c->param == RAW_TRUNCATED ? 10 : len;
+	body = malloc(len);
+	for (i = 0; i < len; i++)
+		body[i] = (unsigned char)(i * 37 + 11);
+	raw_write(fx, p.fd, hdr, sizeof(hdr));
+	raw_write(fx, p.fd, body, send_len);
+	free(body);
+	if (c->param == RAW_TRUNCATED)
+		shutdown(p.fd, SHUT_WR);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+/* expected per raw kind: first and second recv after "hello" */
+static void c_raw(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	ssize_t want1, want2 = GNUTLS_E_INVALID_SESSION;
+
+	switch (c->param) {
+	case RAW_BAD_MAC:
+		want1 = GNUTLS_E_DECRYPTION_FAILED;
+		break;
+	case RAW_OVERFLOW:
+		want1 = GNUTLS_E_RECORD_OVERFLOW;
+		break;
+	case RAW_TRUNCATED:
+		/* userspace: a record cut short by EOF is a length error */
+		want1 = GNUTLS_E_UNEXPECTED_PACKET_LENGTH;
+		break;
+	case RAW_SHORT:
+		want1 = GNUTLS_E_DECRYPTION_FAILED;
+		break;
+	case RAW_BAD_VERSION:
+		want1 = GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+		break;
+	case RAW_OUTER_TYPE_99:
+	default:
+		want1 = GNUTLS_E_UNEXPECTED_PACKET;
+		break;
+	}
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, want1);
+	expect_recv_rc(fx, "recv#3", p.s, want2);
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* cases: records of unexpected type, encrypted by the server's kernel */
+
+static void s_typed(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+	unsigned char body[64];
+	size_t n;
+
+	srv_require_ktls_tx(fx, &p);
+	srv_send_str(fx, &p, "hello");
+	if (c->param == 20) {
+		body[0] = 1;
+		n = 1;
+	} else if (c->param == 24) {
+		/* heartbeat_request, payload_length 1, "x", 16 bytes pad */
+		memset(body, 0x5a, sizeof(body));
+		body[0] = 1;
+		body[1] = 0;
+		body[2] = 1;
+		body[3] = 'x';
+		n = 3 + 1 + 16;
+	} else {
+		body[0] = 'x';
+		n = 1;
+	}
+	ktls_send_typed(fx, p.fd, (unsigned char)c->param, body, n);
+	srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_typed(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_UNEXPECTED_PACKET);
+	expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+	peer_close(&p);
+}
+
+/* A post-handshake handshake message of type c->param. */
+static void s_hs_after_hs(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+	unsigned char msg[4 + 64];
+	size_t blen = c->param == 20 ? (fx->o->vers == V12 ? 12 : 32) : 40;
+	unsigned i;
+
+	srv_require_ktls_tx(fx, &p);
+	srv_send_str(fx, &p, "hello");
+	msg[0] = (unsigned char)c->param;
+	msg[1] = 0;
+	msg[2] = 0;
+	msg[3] = (unsigned char)blen;
+	for (i = 0; i < blen; i++)
+		msg[4 + i] = (unsigned char)(i * 13 + 1);
+	if (c->param == 1) {	/* ClientHello: legacy_version 3,3 */
+		msg[4] = 3;
+		msg[5] = 3;
+	}
+	ktls_send_typed(fx, p.fd, 22, msg, 4 + blen);
+	srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_hs_after_hs(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	ssize_t want = fx->o->vers == V13 ?
+		       GNUTLS_E_UNEXPECTED_HANDSHAKE_PACKET :
+		       GNUTLS_E_UNEXPECTED_PACKET;
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, want);
+	expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* cases: renegotiation, tickets, key updates */
+
+static void s_renegotiation(struct fx *fx, const struct bcase *c)
+{
+	/* userspace, else the server itself would refuse */
+	struct peer p = srv_open(fx, SRV_USER);
+	int ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	ret = gnutls_rehandshake(p.s);
+	expect_rc(fx, "gnutls_rehandshake", ret, 0);
+	do {
+		ret = gnutls_handshake(p.s);
+	} while (ret < 0 && !gnutls_error_is_fatal(ret) &&
+		 ret != GNUTLS_E_WARNING_ALERT_RECEIVED);
+	if (fx->o->observer_user)
+		expect_rc(fx, "gnutls_handshake", ret, 0);
+	else if (expect_rc(fx, "gnutls_handshake", ret,
+			   GNUTLS_E_WARNING_ALERT_RECEIVED) == 0)
+		expect_alert(fx, "alert", p.s, GNUTLS_A_NO_RENEGOTIATION);
+	srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_renegotiation(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	int ret;
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_REHANDSHAKE);
+	ret = handshake(p.s);
+	/* the one intended difference: the kernel cannot take new keys */
+	expect_rc(fx, "gnutls_handshake", ret, fx->o->observer_user ? 0 :
+		  GNUTLS_E_UNIMPLEMENTED_FEATURE);
+	expect_str(fx, "recv#3", p.s, "after");
+	peer_close(&p);
+}
+
+static void s_tickets(struct fx *fx, const struct bcase *c)
+{
+	struct peer p1, p2;
+
+	(void)c;
+	p1 = srv_open(fx, SRV_TICKETS);
+	srv_send_str(fx, &p1, "hello");
+	p2 = srv_open(fx, SRV_TICKETS);
+	if (!gnutls_session_is_resumed(p2.s))
+		fail(fx, "connection 2: expected resumed, got a full handshake");
+	srv_send_str(fx, &p2, "hello2");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	peer_close(&p1);
+}
+
+static void c_tickets(struct fx *fx, const struct bcase *c)
+{
+	struct peer p1, p2;
+	gnutls_datum_t d = { NULL, 0 };
+	int ret;
+
+	(void)c;
+	p1 = cli_open(fx, NULL);
+	if (fx->failed)
+		return;
+	/* the NewSessionTicket comes before the data: through the kernel
+	 * under KTLS (TLS 1.3) */
+	expect_str(fx, "conn1 recv", p1.s, "hello");
+	ret = gnutls_session_get_data2(p1.s, &d);
+	if (expect_rc(fx, "gnutls_session_get_data2", ret, 0) < 0)
+		return;
+	p2 = cli_open(fx, &d);
+	gnutls_free(d.data);
+	if (fx->failed)
+		return;
+	expect_rc(fx, "conn2 gnutls_session_is_resumed",
+		  gnutls_session_is_resumed(p2.s), 1);
+	expect_str(fx, "conn2 recv", p2.s, "hello2");
+	peer_close(&p2);
+	peer_close(&p1);
+}
+
+/* param: flags of gnutls_session_key_update (0 or GNUTLS_KU_PEER) */
+static void s_key_update(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	int ret;
+
+	srv_send_str(fx, &p, "before");
+	ret = gnutls_session_key_update(p.s, c->param);
+	expect_rc(fx, "gnutls_session_key_update", ret, 0);
+	srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_key_update(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "before");
+	if (kernel_rekey(fx)) {
+		expect_str(fx, "recv#2", p.s, "after");
+	} else {
+		/* must never be the KeyUpdate's bytes nor garbage */
+		expect_recv_rc(fx, "recv#2", p.s,
+			       GNUTLS_E_UNIMPLEMENTED_FEATURE);
+		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+	}
+	peer_close(&p);
+}
+
+/* The observer updates its own keys: under KTLS its TX needs new keys. */
+static void s_observer_key_update(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	char buf[64];
+	ssize_t ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	do {
+		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	if (ret > 0 && ret == 5 && memcmp(buf, "after", 5) == 0)
+		note(fx, "recv: after");
+	else if (!fx->o->observer_user && !fx->o->kernel_rekey)
+		note(fx, "recv: %zd (the client could not update)", ret);
+	else
+		expect_rc(fx, "recv (\"after\")", ret, 5);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_observer_key_update(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	ssize_t ret;
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	ret = gnutls_session_key_update(p.s, 0);
+	expect_rc(fx, "gnutls_session_key_update", ret, 0);
+	ret = gnutls_record_send(p.s, "after", 5);
+	expect_rc(fx, "send", ret, kernel_rekey(fx) ? 5 :
+		  GNUTLS_E_UNIMPLEMENTED_FEATURE);
+	sync_send(fx, SYNC_GO);
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* cases: data boundaries, empty records, timeouts, sequence numbers */
+
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)(i * 7 + (i >> 8) * 3 + (i >> 14));
+}
+
+static void s_big_record(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+	unsigned char *buf = malloc(2 * (MAX_TLS_RECORD + 1));
+	size_t i, half = MAX_TLS_RECORD + 1;
+
+	(void)c;
+	for (i = 0; i < 2 * half; i++)
+		buf[i] = pattern(i);
+	srv_send(fx, &p, buf, MAX_TLS_RECORD);
+	srv_send(fx, &p, buf + MAX_TLS_RECORD, 1);
+	srv_send(fx, &p, buf + half, MAX_TLS_RECORD);
+	srv_send(fx, &p, buf + half + MAX_TLS_RECORD, 1);
+	free(buf);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static int read_exact(struct fx *fx, gnutls_session_t s, unsigned char *out,
+		      size_t n, size_t bufsz, const char *step)
+{
+	size_t got = 0;
+	ssize_t ret;
+	char g[96];
+
+	while (got < n) {
+		ret = rd(fx, s, out + got,
+			 bufsz < n - got ? bufsz : n - got);
+		if (ret <= 0) {
+			fail(fx, "%s: expected %zu more bytes got %s", step,
+			     n - got, rc_str(ret, g, sizeof(g)));
+			return -1;
+		}
+		got += ret;
+	}
+	return 0;
+}
+
+static void c_big_record(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	size_t half = MAX_TLS_RECORD + 1, i;
+	unsigned char *buf = malloc(2 * half + 65536);
+
+	(void)c;
+	/* 100-byte reads: the generic path; then 64 KiB: the fast path */
+	if (read_exact(fx, p.s, buf, half, 100, "100-byte reads") == 0 &&
+	    read_exact(fx, p.s, buf + half, half, 65536, "64KiB reads") == 0) {
+		for (i = 0; i < 2 * half; i++)
+			if (buf[i] != pattern(i)) {
+				fail(fx, "byte %zu: expected 0x%02x got 0x%02x",
+				     i, pattern(i), buf[i]);
+				break;
+			}
+	}
+	free(buf);
+	peer_close(&p);
+}
+
+/* An empty application data record (TLS 1.3: only padding; GnuTLS sends
+ * no record without content or padding), then data. */
+static void s_empty_record(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	ssize_t ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	ret = gnutls_record_send2(p.s, "", 0, 16, 0);
+	expect_rc(fx, "send2 padding-only record", ret, 0);
+	srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_empty_record(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "hello");
+	expect_str(fx, "recv#2", p.s, "after");
+	peer_close(&p);
+}
+
+/* The observer sends an empty record: param 0 gnutls_record_send(s, "", 0)
+ * (refused in userspace), 1 a TLS 1.3 padding-only record. */
+static void s_observer_empty(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	char buf[64];
+	ssize_t ret;
+
+	(void)c;
+	srv_send_str(fx, &p, "hello");
+	do {
+		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	if (expect_rc(fx, "recv", ret, 5) == 0 && memcmp(buf, "after", 5))
+		fail(fx, "recv: expected 'after'");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_observer_empty(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	ssize_t ret;
+
+	expect_str(fx, "recv#1", p.s, "hello");
+	if (c->param) {
+		ret = gnutls_record_send2(p.s, "", 0, 16, 0);
+		expect_rc(fx, "send2 padding-only record", ret, 0);
+	} else {
+		ret = gnutls_record_send(p.s, "", 0);
+		expect_rc(fx, "send empty record", ret,
+			  GNUTLS_E_INVALID_REQUEST);
+	}
+	ret = gnutls_record_send(p.s, "after", 5);
+	expect_rc(fx, "send", ret, 5);
+	sync_send(fx, SYNC_GO);
+	peer_close(&p);
+}
+
+static void s_timeout(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+
+	(void)c;
+	if (sync_wait(fx, IO_TIMEOUT_MS * 2) == SYNC_GO)
+		srv_send_str(fx, &p, "late");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_timeout(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	char buf[64];
+	ssize_t ret;
+
+	(void)c;
+	gnutls_record_set_timeout(p.s, 300);
+	ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+	expect_rc(fx, "recv with 300 ms timeout", ret, GNUTLS_E_TIMEDOUT);
+	gnutls_record_set_timeout(p.s, IO_TIMEOUT_MS);
+	sync_send(fx, SYNC_GO);
+	expect_str(fx, "recv after the timeout", p.s, "late");
+	peer_close(&p);
+}
+
+/* Three records, all sent before the client reads: does each
+ * gnutls_record_recv_seq() return one record with its sequence number? */
+static void s_three_records(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+
+	(void)c;
+	srv_send_str(fx, &p, "a");
+	srv_send_str(fx, &p, "bb");
+	srv_send_str(fx, &p, "ccc");
+	sync_send(fx, SYNC_GO);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static uint64_t seq_base(struct fx *fx)
+{
+	/* TLS 1.2: the Finished message was record 0 of the epoch */
+	return fx->o->vers == V12 ? 1 : 0;
+}
+
+static void c_recv_seq(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	static const char *const want[] = { "a", "bb", "ccc" };
+	unsigned char buf[65536], seq[8];
+	char step[32], g[96];
+	ssize_t ret;
+	unsigned i, j;
+	uint64_t s;
+
+	(void)c;
+	sync_wait(fx, IO_TIMEOUT_MS);
+	usleep(200 * 1000);	/* let them all arrive */
+	for (i = 0; i < 3; i++) {
+		snprintf(step, sizeof(step), "recv_seq#%u", i + 1);
+		do {
+			ret = gnutls_record_recv_seq(p.s, buf, sizeof(buf), seq);
+		} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+		if (ret != (ssize_t)strlen(want[i]) ||
+		    memcmp(buf, want[i], ret) != 0) {
+			if (ret > 0)
+				data_str(buf, ret, g, sizeof(g));
+			else
+				rc_str(ret, g, sizeof(g));
+			fail(fx, "%s: expected the record '%s' got %s", step,
+			     want[i], g);
+			break;
+		}
+		for (s = 0, j = 0; j < 8; j++)
+			s = s << 8 | seq[j];
+		if (s != seq_base(fx) + i) {
+			fail(fx, "%s: expected sequence number %llu got %llu",
+			     step, (unsigned long long)(seq_base(fx) + i),
+			     (unsigned long long)s);
+			break;
+		}
+	}
+	peer_close(&p);
+}
+
+static void c_read_state_seq(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	unsigned char seq[8];
+	uint64_t s;
+	unsigned j;
+	int ret;
+
+	(void)c;
+	sync_wait(fx, IO_TIMEOUT_MS);
+	usleep(200 * 1000);
+	expect_str(fx, "recv", p.s, "abbccc");
+	ret = gnutls_record_get_state(p.s, 1, NULL, NULL, NULL, seq);
+	expect_rc(fx, "gnutls_record_get_state", ret, 0);
+	for (s = 0, j = 0; j < 8; j++)
+		s = s << 8 | seq[j];
+	if (s != seq_base(fx) + 3)
+		fail(fx, "read sequence number after 3 records: expected %llu "
+		     "got %llu", (unsigned long long)(seq_base(fx) + 3),
+		     (unsigned long long)s);
+	peer_close(&p);
+}
+
+/* Part of a record read, the rest must be pending. */
+static void s_pending(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+
+	(void)c;
+	srv_send_str(fx, &p, "0123456789abcdefghij");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_pending(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	char buf[8];
+	ssize_t ret;
+
+	(void)c;
+	ret = rd(fx, p.s, buf, 5);
+	if (expect_rc(fx, "recv 5", ret, 5) == 0 && memcmp(buf, "01234", 5))
+		fail(fx, "recv 5: wrong bytes");
+	expect_rc(fx, "gnutls_record_check_pending",
+		  (ssize_t)gnutls_record_check_pending(p.s), 15);
+	expect_str(fx, "recv rest", p.s, "56789abcdefghij");
+	expect_rc(fx, "gnutls_record_check_pending at the end",
+		  (ssize_t)gnutls_record_check_pending(p.s), 0);
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* the table */
+
+static const struct bcase cases[] = {
+	{ "close-notify", VBOTH, s_close_notify, c_close_notify, 0, SAME, NULL,
+	  "data, close_notify: recv gives the data, then 0, 0" },
+	{ "eof-without-close-notify", VBOTH, s_eof_no_close_notify,
+	  c_eof_no_close_notify, 0, SAME, NULL,
+	  "data, TCP FIN without close_notify: PREMATURE_TERMINATION" },
+	{ "eof-without-close-notify-user-server", VBOTH, s_eof_no_close_notify,
+	  c_eof_no_close_notify, SRV_USER, SAME, NULL,
+	  "the same with a userspace server" },
+	{ "app-data-after-close-notify", VBOTH, s_after_close_notify,
+	  c_after_close_notify, 0, SAME, NULL,
+	  "close_notify then nothing: recv gives 0, and 0 again" },
+	{ "app-data-after-close-notify-ktls", VBOTH, s_after_close_notify,
+	  c_after_close_notify, 1, SAME, NULL,
+	  "close_notify then application data (server kernel TX): 0, 0" },
+	{ "bye-rdwr", VBOTH, s_bye_rdwr, c_bye_rdwr, 0, SAME, NULL,
+	  "the observer's gnutls_bye(SHUT_RDWR) returns 0" },
+	{ "warning-alert", V12, s_alert, c_warning_alert,
+	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION), SAME, NULL,
+	  "warning no_renegotiation then data: WARNING_ALERT_RECEIVED, data" },
+	{ "warning-alert-user-canceled", V12, s_alert, c_warning_alert,
+	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED), SAME, NULL,
+	  "warning user_canceled then data: WARNING_ALERT_RECEIVED, data" },
+	{ "tls13-warning-alert", V13, s_alert, c_warning_alert,
+	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION), SAME, NULL,
+	  "TLS 1.3 warning alert: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	{ "tls13-warning-alert-user-canceled", V13, s_alert, c_warning_alert,
+	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED), SAME, NULL,
+	  "TLS 1.3 warning user_canceled: as userspace GnuTLS" },
+	{ "fatal-alert", VBOTH, s_alert, c_fatal_alert,
+	  ALERT(GNUTLS_AL_FATAL, GNUTLS_A_INTERNAL_ERROR), SAME, NULL,
+	  "fatal internal_error: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	{ "observer-sends-alert", VBOTH, s_observer_alert, c_observer_alert, 0,
+	  SAME, NULL, "the observer sends data and a fatal access_denied" },
+	{ "bad-record-mac", VBOTH, s_raw, c_raw, RAW_BAD_MAC, SAME, NULL,
+	  "raw 23/3,3/64 + garbage: DECRYPTION_FAILED, INVALID_SESSION" },
+	{ "record-overflow", VBOTH, s_raw, c_raw, RAW_OVERFLOW, SAME, NULL,
+	  "raw record of 2^14+2049 bytes: RECORD_OVERFLOW, INVALID_SESSION" },
+	{ "truncated-then-eof", VBOTH, s_raw, c_raw, RAW_TRUNCATED, SAME, NULL,
+	  "raw header of 100, 10 bytes, FIN: PREMATURE_TERMINATION" },
+	{ "short-record", VBOTH, s_raw, c_raw, RAW_SHORT, SAME, NULL,
+	  "raw record of 5 bytes (< tag): DECRYPTION_FAILED" },
+	{ "bad-header-version", VBOTH, s_raw, c_raw, RAW_BAD_VERSION, SAME,
+	  NULL, "raw record with version 3,1: UNSUPPORTED_VERSION_PACKET" },
+	{ "raw-outer-type-99", VBOTH, s_raw, c_raw, RAW_OUTER_TYPE_99, SAME,
+	  NULL, "raw record of type 99: UNEXPECTED_PACKET" },
+	{ "unexpected-type-20", VBOTH, s_typed, c_typed, 20, SAME, NULL,
+	  "encrypted change_cipher_spec {1}: UNEXPECTED_PACKET" },
+	{ "unexpected-type-24", VBOTH, s_typed, c_typed, 24, SAME, NULL,
+	  "encrypted heartbeat request: UNEXPECTED_PACKET" },
+	{ "unexpected-type-99", VBOTH, s_typed, c_typed, 99, SAME, NULL,
+	  "encrypted record of type 99: UNEXPECTED_PACKET" },
+	{ "unexpected-type-255", VBOTH, s_typed, c_typed, 255, SAME, NULL,
+	  "encrypted record of type 255: UNEXPECTED_PACKET" },
+	{ "unexpected-type-0", VBOTH, s_typed, c_typed, 0, SAME, NULL,
+	  "encrypted record of type 0: UNEXPECTED_PACKET" },
+	{ "handshake-after-handshake-1", VBOTH, s_hs_after_hs, c_hs_after_hs,
+	  1, SAME, NULL, "a ClientHello after the handshake" },
+	{ "handshake-after-handshake-2", VBOTH, s_hs_after_hs, c_hs_after_hs,
+	  2, SAME, NULL, "a ServerHello after the handshake" },
+	{ "handshake-after-handshake-20", VBOTH, s_hs_after_hs, c_hs_after_hs,
+	  20, SAME, NULL, "a Finished after the handshake" },
+	{ "renegotiation", V12, s_renegotiation, c_renegotiation, 0, SAME, NULL,
+	  "HelloRequest: REHANDSHAKE; handshake: 0 (user) / "
+	  "UNIMPLEMENTED_FEATURE + warning no_renegotiation (ktls)" },
+	{ "ticket-resumption", VBOTH, s_tickets, c_tickets, 0, SAME, NULL,
+	  "ticket from connection 1 resumes connection 2" },
+	{ "key-update-from-peer", V13, s_key_update, c_key_update, 0, SAME,
+	  NULL, "server KeyUpdate between data: data intact, or (KTLS, "
+	  "kernel < 6.14) UNIMPLEMENTED_FEATURE, INVALID_SESSION" },
+	{ "key-update-from-peer-request", V13, s_key_update, c_key_update,
+	  GNUTLS_KU_PEER, SAME, NULL,
+	  "the same with update_requested: the observer updates too" },
+	{ "observer-key-update", V13, s_observer_key_update,
+	  c_observer_key_update, 0, SAME, NULL,
+	  "the observer's own KeyUpdate; then send: 5, or (KTLS, kernel "
+	  "< 6.14) UNIMPLEMENTED_FEATURE" },
+	{ "big-record-boundaries", VBOTH, s_big_record, c_big_record, 0, SAME,
+	  NULL, "16384 + 1 byte records read in 100 byte and 64 KiB calls" },
+	{ "empty-record", V13, s_empty_record, c_empty_record, 0, SAME, NULL,
+	  "a padding-only data record between data is skipped" },
+	{ "observer-sends-empty-record", VBOTH, s_observer_empty,
+	  c_observer_empty, 0, SAME, NULL,
+	  "the observer's gnutls_record_send(\"\", 0): INVALID_REQUEST" },
+	{ "observer-sends-padding-only", V13, s_observer_empty,
+	  c_observer_empty, 1, SAME, NULL,
+	  "the observer's gnutls_record_send2(\"\", 0, pad 16): 0" },
+	{ "recv-timeout", VBOTH, s_timeout, c_timeout, 0, SAME, NULL,
+	  "nothing sent: TIMEDOUT, then data" },
+	{ "check-pending", VBOTH, s_pending, c_pending, 0, SAME, NULL,
+	  "5 of 20 bytes read: 15 pending" },
+	{ "recv-seq", VBOTH, s_three_records, c_recv_seq, 0, SAME, NULL,
+	  "3 queued records: recv_seq gives each with its number" },
+	{ "read-state-seq", VBOTH, s_three_records, c_read_state_seq, 0, SAME,
+	  NULL, "3 records read: gnutls_record_get_state sequence is 3 on" },
+};
+
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+/* ------------------------------------------------------------------ */
+/* running */
+
+static int make_creds(struct fx *fx)
+{
+	if (gnutls_certificate_allocate_credentials(&fx->scred) < 0 ||
+	    gnutls_certificate_allocate_credentials(&fx->ccred) < 0 ||
+	    gnutls_certificate_set_x509_key(fx->scred, &g_crt, 1, g_key) < 0 ||
+	    gnutls_session_ticket_key_generate(&fx->ticket_key) < 0)
+		return -1;
+	return 0;
+}
+
+static int make_cert(void)
+{
+	const char *err;
+	time_t t = time(NULL);
+
+	if (gnutls_x509_privkey_init(&g_key) < 0 ||
+	    gnutls_x509_privkey_generate(g_key, GNUTLS_PK_ECDSA,
+		    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0 ||
+	    gnutls_x509_crt_init(&g_crt) < 0 ||
+	    gnutls_x509_crt_set_version(g_crt, 3) < 0 ||
+	    gnutls_x509_crt_set_serial(g_crt, "\x01", 1) < 0 ||
+	    gnutls_x509_crt_set_activation_time(g_crt, t - 3600) < 0 ||
+	    gnutls_x509_crt_set_expiration_time(g_crt, t + 86400) < 0 ||
+	    gnutls_x509_crt_set_dn(g_crt, "CN=localhost", &err) < 0 ||
+	    gnutls_x509_crt_set_subject_alt_name(g_crt, GNUTLS_SAN_DNSNAME,
+		    "localhost", 9, GNUTLS_FSAN_SET) < 0 ||
+	    gnutls_x509_crt_set_key(g_crt, g_key) < 0 ||
+	    gnutls_x509_crt_set_key_usage(g_crt,
+		    GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
+	    gnutls_x509_crt_sign2(g_crt, g_crt, g_key, GNUTLS_DIG_SHA256, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* 0 pass, 1 fail, 2 known difference (xfail), 3 skip */
+static int run_case(const struct opts *o, const struct bcase *c)
+{
+	const char *obs = o->observer_user ? "user" : "ktls";
+	struct fx fx;
+	int c2s[2], s2c[2], status = 0, res;
+	socklen_t alen = sizeof(fx.addr);
+	pid_t pid;
+	time_t deadline;
+
+	if (!(c->vers & o->vers)) {
+		printf("SKIP: %s %s %s (%s only)\n", c->name, ver_name(o->vers),
+		       obs, c->vers == V12 ? "TLS 1.2" : "TLS 1.3");
+		return 3;
+	}
+	memset(&fx, 0, sizeof(fx));
+	fx.o = o;
+	fx.c = c;
+	snprintf(fx.label, sizeof(fx.label), "%s %s %s", c->name,
+		 ver_name(o->vers), obs);
+	if (make_creds(&fx) < 0) {
+		printf("FAIL: %s: credentials\n", fx.label);
+		return 1;
+	}
+
+	fx.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	fx.addr.sin_family = AF_INET;
+	fx.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fx.lfd < 0 ||
+	    bind(fx.lfd, (struct sockaddr *)&fx.addr, sizeof(fx.addr)) < 0 ||
+	    listen(fx.lfd, 8) < 0 ||
+	    getsockname(fx.lfd, (struct sockaddr *)&fx.addr, &alen) < 0 ||
+	    pipe(c2s) < 0 || pipe(s2c) < 0) {
+		printf("FAIL: %s: fixture: socket/pipe: %s\n", fx.label,
+		       strerror(errno));
+		return 1;
+	}
+	fflush(stdout);
+
+	pid = fork();
+	if (pid < 0) {
+		printf("FAIL: %s: fork: %s\n", fx.label, strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		fx.is_server = 1;
+		fx.from_cli = c2s[0];
+		fx.to_cli = s2c[1];
+		close(c2s[1]);
+		close(s2c[0]);
+		alarm(CASE_TIMEOUT_S);
+		c->server(&fx, c);
+		/* keep the connections open until the client is done, so
+		 * that no RST overtakes what is in flight */
+		sync_wait(&fx, CASE_TIMEOUT_S * 1000);
+		_exit(fx.failed);
+	}
+	fx.to_srv = c2s[1];
+	fx.from_srv = s2c[0];
+	close(c2s[0]);
+	close(s2c[1]);
+	close(fx.lfd);
+
+	c->client(&fx, c);
+	sync_send(&fx, SYNC_DONE);
+
+	deadline = time(NULL) + 20;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (time(NULL) > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			printf("FAIL: %s: the server did not end\n", fx.label);
+			fx.failed = 1;
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	if (WIFSIGNALED(status)) {
+		printf("FAIL: %s: the server died of signal %d\n", fx.label,
+		       WTERMSIG(status));
+		fx.failed = 1;
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		fx.failed = 1;	/* it said why */
+	close(fx.to_srv);
+	close(fx.from_srv);
+	gnutls_certificate_free_credentials(fx.scred);
+	gnutls_certificate_free_credentials(fx.ccred);
+	gnutls_free(fx.ticket_key.data);
+
+	if (c->diff == KNOWN_DIFF && !o->observer_user) {
+		if (fx.failed) {
+			printf("  known_diff: %s\n", c->diff_note);
+			res = o->strict ? 1 : 2;
+		} else {
+			printf("XPASS: %s (known_diff no longer differs: %s)\n",
+			       fx.label, c->diff_note);
+			res = 0;
+		}
+	} else if (fx.failed)
+		res = 1;
+	else {
+		printf("PASS: %s\n", fx.label);
+		res = 0;
+	}
+	fflush(stdout);
+	return res;
+}
+
+static int uname_rekey(void)
+{
+	struct utsname u;
+	unsigned maj = 0, min = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &maj, &min) != 2)
+		return 0;
+	return maj > 6 || (maj == 6 && min >= 14);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ktls-behave --case NAME|all [--tls12|--tls13]\n"
+		"                   [--observer ktls|user] "
+		"[--kernel-rekey yes|no|auto]\n"
+		"                   [--rbuf BYTES] [--strict] [--verbose] "
+		"[--list]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "case", required_argument, NULL, 'c' },
+		{ "tls12", no_argument, NULL, '2' },
+		{ "tls13", no_argument, NULL, '3' },
+		{ "observer", required_argument, NULL, 'o' },
+		{ "kernel-rekey", required_argument, NULL, 'k' },
+		{ "rbuf", required_argument, NULL, 'b' },
+		{ "strict", no_argument, NULL, 's' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct opts o = { .vers = V13, .kernel_rekey = -1, .rbuf = 65536 };
+	const char *name = NULL;
+	int opt, list = 0, fails = 0, xfails = 0, ran = 0;
+	unsigned i;
+
+	while ((opt = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			name = optarg;
+			break;
+		case '2':
+			o.vers = V12;
+			break;
+		case '3':
+			o.vers = V13;
+			break;
+		case 'o':
+			if (strcmp(optarg, "user") == 0)
+				o.observer_user = 1;
+			else if (strcmp(optarg, "ktls") == 0)
+				o.observer_user = 0;
+			else
+				return usage(stderr), 2;
+			break;
+		case 'k':
+			if (strcmp(optarg, "yes") == 0)
+				o.kernel_rekey = 1;
+			else if (strcmp(optarg, "no") == 0)
+				o.kernel_rekey = 0;
+			else if (strcmp(optarg, "auto") == 0)
+				o.kernel_rekey = -1;
+			else
+				return usage(stderr), 2;
+			break;
+		case 'b':
+			o.rbuf = strtoul(optarg, NULL, 10);
+			if (o.rbuf == 0 || o.rbuf > (1u << 24))
+				return usage(stderr), 2;
+			break;
+		case 's':
+			o.strict = 1;
+			break;
+		case 'v':
+			o.verbose = 1;
+			break;
+		case 'l':
+			list = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc)
+		return usage(stderr), 2;
+	if (list) {
+		for (i = 0; i < NCASES; i++)
+			printf("%-38s %-5s %s%s\n", cases[i].name,
+			       cases[i].vers == VBOTH ? "both" :
+			       ver_name(cases[i].vers), cases[i].what,
+			       cases[i].diff == KNOWN_DIFF ? " [known_diff]" :
+			       "");
+		return 0;
+	}
+	if (name == NULL)
+		return usage(stderr), 2;
+	if (o.kernel_rekey < 0)
+		o.kernel_rekey = uname_rekey();
+
+	signal(SIGPIPE, SIG_IGN);
+	if (gnutls_global_init() < 0 || make_cert() < 0) {
+		fprintf(stderr, "ktls-behave: cannot set up GnuTLS\n");
+		return 1;
+	}
+
+	for (i = 0; i < NCASES; i++) {
+		int r;
+
+		if (strcmp(name, "all") != 0 && strcmp(name, cases[i].name) != 0)
+			continue;
+		ran++;
+		r = run_case(&o, &cases[i]);
+		if (r == 1)
+			fails++;
+		else if (r == 2)
+			xfails++;
+	}
+	if (ran == 0) {
+		fprintf(stderr, "ktls-behave: no case '%s' (see --list)\n", name);
+		return 2;
+	}
+	if (ran > 1)
+		printf("# %d case(s), %d failed, %d known_diff\n", ran, fails,
+		       xfails);
+	gnutls_x509_crt_deinit(g_crt);
+	gnutls_x509_privkey_deinit(g_key);
+	gnutls_global_deinit();
+	return fails ? 1 : 0;
+}
