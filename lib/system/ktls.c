@@ -43,11 +43,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <linux/tls.h>
 
 #ifndef SOL_TLS
@@ -59,6 +61,16 @@
 
 /* The largest TLS plaintext a record can carry (RFC 8446, 5.1). */
 #define KTLS_MAX_PLAINTEXT 16384
+
+/* TLS 1.3 AEAD usage limits under TX offload (RFC 8446, 5.5).  The kernel
+ * counts its records itself, so the backend estimates them: at least one
+ * per 2^14 bytes of each send.  Like the userspace record layer, ask for
+ * a key update after 2^24 - 3 records; where the kernel cannot take new
+ * keys, stop sending at 2^24.5 records (the AES-GCM limit) rather than
+ * exceed it.  Ciphers without a limit (ChaCha20-Poly1305) and sessions
+ * with GNUTLS_NO_AUTO_REKEY are exempt, as in userspace. */
+#define KTLS_REKEY_RECORDS UINT64_C(0xfffffd)
+#define KTLS_MAX_RECORDS UINT64_C(23726566)
 
 /* --- the ciphers ------------------------------------------------------- */
 
@@ -168,9 +180,9 @@ static int ktls_map_errno(int err, unsigned dir)
 		return GNUTLS_E_DECRYPTION_FAILED;
 	case EMSGSIZE:		/* record larger than 2^14 + expansion */
 		return GNUTLS_E_RECORD_OVERFLOW;
-	case EINVAL:		/* malformed record header */
+	case EINVAL:		/* record header with another version */
 		return dir == GNUTLS_KTLS_RECV ?
-			GNUTLS_E_UNEXPECTED_PACKET_LENGTH : GNUTLS_E_PUSH_ERROR;
+			GNUTLS_E_UNSUPPORTED_VERSION_PACKET : GNUTLS_E_PUSH_ERROR;
 	case ECONNRESET:
 		return GNUTLS_E_PREMATURE_TERMINATION;
 	default:
@@ -226,9 +238,34 @@ static int ktls_attach_ulp(int fd)
 	if (getsockopt(fd, SOL_TCP, TCP_ULP, name, &len) == 0 &&
 	    strcmp(name, "tls") == 0)
 		return 0;
-	if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
-		return -errno;
+	if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+		/* EEXIST: some ULP is there already; keys only stick if
+		 * it is "tls", which ktls_install() will find out */
+		if (errno != EEXIST)
+			return -errno;
+	}
 	return 0;
+}
+
+/* TLS 1.3 receive: let the kernel decrypt straight into the reader's
+ * buffer, betting that the peer does not pad records (GnuTLS and OpenSSL
+ * do not by default).  A padded record still works: the kernel decrypts
+ * it again the slow way.  Linux >= 6.0; older kernels just say no. */
+static void ktls_expect_no_pad(gnutls_session_t session,
+			       const version_entry_st *vers)
+{
+#ifdef TLS_RX_EXPECT_NO_PAD
+	unsigned int one = 1;
+
+	if (vers->tls13_sem &&
+	    setsockopt(ktls_fd(session, GNUTLS_KTLS_RECV), SOL_TLS,
+		       TLS_RX_EXPECT_NO_PAD, &one, sizeof(one)) < 0)
+		_gnutls_debug_log("ktls: RX: TLS_RX_EXPECT_NO_PAD: %s\n",
+				  strerror(errno));
+#else
+	(void)session;
+	(void)vers;
+#endif
 }
 
 /* The one place that hands keys to the kernel, for the initial install
@@ -267,10 +304,13 @@ static int ktls_install(gnutls_session_t session, unsigned dir,
 		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
 	}
 
-	if (dir == GNUTLS_KTLS_RECV)
+	if (dir == GNUTLS_KTLS_RECV) {
 		session->internals.ktls.rx_epoch = params->epoch;
-	else
+		ktls_expect_no_pad(session, vers);
+	} else {
 		session->internals.ktls.tx_epoch = params->epoch;
+		session->internals.ktls.tx_records = 0;
+	}
 	session->internals.ktls.enabled |= dir;
 	return 0;
 }
@@ -451,6 +491,43 @@ int _gnutls_ktls_check_rehandshake(gnutls_session_t session)
 
 /* --- sending ------------------------------------------------------------ */
 
+static bool ktls_tx_limited(gnutls_session_t session,
+			    record_parameters_st *params)
+{
+	const version_entry_st *vers = get_version(session);
+
+	return vers && vers->tls13_sem &&
+	       !(session->internals.flags & GNUTLS_NO_AUTO_REKEY) &&
+	       !(params->cipher->flags & GNUTLS_CIPHER_FLAG_NO_REKEY);
+}
+
+/* Before sending: refuse to go past the usage limit of the key. */
+static int ktls_tx_check_limit(gnutls_session_t session,
+			       record_parameters_st *params)
+{
+	if (unlikely(session->internals.ktls.tx_records >= KTLS_MAX_RECORDS) &&
+	    ktls_tx_limited(session, params)) {
+		_gnutls_debug_log("ktls: TX: key usage limit reached and this kernel cannot take new keys\n");
+		return gnutls_assert_val(GNUTLS_E_RECORD_LIMIT_REACHED);
+	}
+	return 0;
+}
+
+/* After sending: count the records and ask for a key update in time, the
+ * way _gnutls_send_tlen_int() does for userspace records. */
+static void ktls_tx_count(gnutls_session_t session,
+			  record_parameters_st *params, size_t bytes)
+{
+	struct ktls_st *k = &session->internals.ktls;
+
+	k->tx_records += bytes / KTLS_MAX_PLAINTEXT +
+			 (bytes % KTLS_MAX_PLAINTEXT != 0 || bytes == 0);
+	if (k->tx_records >= KTLS_REKEY_RECORDS &&
+	    session->internals.rsend_state == RECORD_SEND_NORMAL &&
+	    ktls_tx_limited(session, params) && ktls_kernel_can_rekey())
+		session->internals.rsend_state = RECORD_SEND_KEY_UPDATE_1;
+}
+
 ssize_t _gnutls_ktls_send(gnutls_session_t session,
 			  record_parameters_st *params, content_type_t type,
 			  const void *data, size_t data_size)
@@ -465,6 +542,9 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
 		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
 
 	ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
+	if (ret < 0)
+		return ret;
+	ret = ktls_tx_check_limit(session, params);
 	if (ret < 0)
 		return ret;
 
@@ -504,6 +584,7 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
 	_gnutls_record_log("REC[%p]: ktls: sent %s(%d), %zd of %zu bytes\n",
 			   session, _gnutls_packet2str(type), (int)type,
 			   ret, data_size);
+	ktls_tx_count(session, params, ret);
 	return ret;
 }
 
@@ -521,11 +602,24 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 	ret = _gnutls_epoch_get(session, EPOCH_WRITE_CURRENT, &params);
 	if (ret < 0)
 		return gnutls_assert_val(ret);
+	if (session->internals.may_not_write || session->internals.invalid_connection)
+		return gnutls_assert_val(GNUTLS_E_INVALID_SESSION);
+	if (session->internals.rsend_state == RECORD_SEND_KEY_UPDATE_1) {
+		/* due, as gnutls_record_send() would do it */
+		ret = gnutls_session_key_update(session, 0);
+		if (ret < 0)
+			return gnutls_assert_val(ret);
+		session->internals.rsend_state = RECORD_SEND_NORMAL;
+		ret = _gnutls_epoch_get(session, EPOCH_WRITE_CURRENT, &params);
+		if (ret < 0)
+			return gnutls_assert_val(ret);
+	}
 	ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
 	if (ret < 0)
 		return ret;
-	if (session->internals.may_not_write || session->internals.invalid_connection)
-		return gnutls_assert_val(GNUTLS_E_INVALID_SESSION);
+	ret = ktls_tx_check_limit(session, params);
+	if (ret < 0)
+		return ret;
 
 	while (sent < count) {
 		/* sendfile moves at most 0x7ffff000 bytes per call */
@@ -556,6 +650,7 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 
 	if (offset)
 		*offset = pos;
+	ktls_tx_count(session, params, sent);
 	return sent;
 }
 
@@ -614,8 +709,15 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 		}
 	}
 
-	if (ret == 0 && !typed)	/* TCP EOF without close_notify */
+	if (ret == 0 && !typed) {
+		/* TCP EOF without close_notify: in the middle of a record
+		 * (bytes of it still queued) or between records */
+		int queued = 0;
+
+		if (ioctl(fd, SIOCINQ, &queued) == 0 && queued > 0)
+			return gnutls_assert_val(GNUTLS_E_UNEXPECTED_PACKET_LENGTH);
 		return gnutls_assert_val(GNUTLS_E_PREMATURE_TERMINATION);
+	}
 	return ret;
 }
 
