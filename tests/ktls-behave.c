@@ -1112,6 +1112,88 @@ static void c_key_update(struct fx *fx, const struct bcase *c)
 	peer_close(&p);
 }
 
+/* An event-driven reader: after the peer's KeyUpdate, gnutls_record_recv
+ * may return GNUTLS_E_AGAIN; the application then polls the socket, and
+ * the record sent under the new keys must make it readable (under KTLS
+ * the kernel must have the new keys and see the queued record by then). */
+static void c_key_update_poll(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+	char buf[64];
+	ssize_t ret;
+	int polls = 0;
+
+	(void)c;
+	expect_str(fx, "recv#1", p.s, "before");
+	for (;;) {
+		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+		if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED)
+			break;
+		if (gnutls_record_check_pending(p.s) > 0)
+			continue;
+		if (poll(&pfd, 1, IO_TIMEOUT_MS) != 1 || ++polls > 16) {
+			fail(fx, "poll: socket not readable after the KeyUpdate");
+			break;
+		}
+	}
+	if (kernel_rekey(fx)) {
+		if (expect_rc(fx, "recv#2", ret, 5) == 0 &&
+		    memcmp(buf, "after", 5) != 0)
+			fail(fx, "recv#2: expected 'after'");
+	} else {
+		expect_rc(fx, "recv#2", ret, GNUTLS_E_UNIMPLEMENTED_FEATURE);
+	}
+	peer_close(&p);
+}
+
+/* A peer that sends KeyUpdates faster than GnuTLS allows (8 a second):
+ * the 9th is refused with TOO_MANY_HANDSHAKE_PACKETS, under KTLS too. */
+#define KU_FLOOD 9
+static void s_key_update_flood(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	int i;
+
+	(void)c;
+	for (i = 0; i < KU_FLOOD; i++) {
+		srv_send_str(fx, &p, "x");
+		if (gnutls_session_key_update(p.s, 0) < 0)
+			break;
+	}
+	srv_send_str(fx, &p, "x");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_key_update_flood(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	char buf[64];
+	ssize_t ret;
+	int xs = 0;
+
+	(void)c;
+	while ((ret = rd(fx, p.s, buf, sizeof(buf))) > 0) {
+		if (memchr(buf, 'x', ret) == NULL || (size_t)ret != strspn(buf, "x")) {
+			fail(fx, "recv: data other than the peer's 'x'");
+			break;
+		}
+		xs += ret;
+	}
+	if (kernel_rekey(fx)) {
+		/* 8 updates taken, each after an 'x'; the 9th refused */
+		expect_rc(fx, "'x' records before the refusal", xs, KU_FLOOD);
+		expect_rc(fx, "recv after the 9th KeyUpdate", ret,
+			  GNUTLS_E_TOO_MANY_HANDSHAKE_PACKETS);
+	} else {
+		expect_rc(fx, "'x' records before the refusal", xs, 1);
+		expect_rc(fx, "recv after the KeyUpdate", ret,
+			  GNUTLS_E_UNIMPLEMENTED_FEATURE);
+	}
+	sync_send(fx, SYNC_GO);
+	peer_close(&p);
+}
+
 /* The observer updates its own keys: under KTLS its TX needs new keys. */
 static void s_observer_key_update(struct fx *fx, const struct bcase *c)
 {
@@ -1506,6 +1588,13 @@ static const struct bcase cases[] = {
 	{ "key-update-from-peer-request", V13, s_key_update, c_key_update,
 	  GNUTLS_KU_PEER, SAME, NULL,
 	  "the same with update_requested: the observer updates too" },
+	{ "key-update-then-poll", V13, s_key_update, c_key_update_poll, 0,
+	  SAME, NULL, "KeyUpdate, then 'after': poll() wakes the reader "
+	  "(or, KTLS on kernel < 6.14: UNIMPLEMENTED_FEATURE)" },
+	{ "key-update-flood", V13, s_key_update_flood, c_key_update_flood, 0,
+	  SAME, NULL, "9 KeyUpdates within a second: the 9th is refused "
+	  "with TOO_MANY_HANDSHAKE_PACKETS (kernel < 6.14 under KTLS: the "
+	  "first, UNIMPLEMENTED_FEATURE)" },
 	{ "observer-key-update", V13, s_observer_key_update,
 	  c_observer_key_update, 0, SAME, NULL,
 	  "the observer's own KeyUpdate; returns 0, or (KTLS, kernel "

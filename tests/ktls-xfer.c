@@ -674,7 +674,8 @@ static int check_opts(struct opts *o)
 	if (o->tls12 && o->tls13)
 		return usage_error("--tls12 and --tls13 exclude each other");
 	if ((o->role == ROLE_BOTH) == SEEN(o, port))
-		return usage_error("--port goes with --role server|client");
+		return usage_error("--role server|client need --port, "
+				   "--role both takes none");
 	if (o->role == ROLE_CLIENT && o->port == 0)
 		return usage_error("--role client needs a --port");
 	if (o->peer_raw && o->role == ROLE_BOTH)

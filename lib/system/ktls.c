@@ -670,18 +670,6 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 	bool typed = false;
 	ssize_t ret;
 
-	if (ms && ms != GNUTLS_INDEFINITE_TIMEOUT &&
-	    !(session->internals.flags & GNUTLS_NONBLOCK)) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-		ret = poll(&pfd, 1, ms);
-		if (ret == 0)
-			return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
-		if (ret < 0)
-			return gnutls_assert_val(ktls_map_errno(errno,
-						 GNUTLS_KTLS_RECV));
-	}
-
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = buf;
 	iov.iov_len = size;
@@ -690,7 +678,28 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 	msg.msg_control = cbuf;
 	msg.msg_controllen = sizeof(cbuf);
 
+	if (ms && ms != GNUTLS_INDEFINITE_TIMEOUT &&
+	    !(session->internals.flags & GNUTLS_NONBLOCK)) {
+		/* With a timeout: try first, then wait.  Right after new RX
+		 * keys, records already queued are not reported by poll()
+		 * until more bytes arrive, but recvmsg() finds them. */
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		ret = recvmsg(fd, &msg, MSG_DONTWAIT);
+		if (ret >= 0 || errno != EAGAIN)
+			goto done;
+		ret = poll(&pfd, 1, ms);
+		if (ret == 0)
+			return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
+		if (ret < 0)
+			return gnutls_assert_val(ktls_map_errno(errno,
+						 GNUTLS_KTLS_RECV));
+		msg.msg_controllen = sizeof(cbuf);
+		msg.msg_flags = 0;
+	}
+
 	ret = recvmsg(fd, &msg, 0);
+ done:
 	if (ret < 0) {
 		int err = errno;
 
@@ -764,6 +773,43 @@ int _gnutls_ktls_recv_record(gnutls_session_t session,
 	_gnutls_record_log("REC[%p]: ktls: received %s(%d) with length %zd\n",
 			   session, _gnutls_packet2str(*type), (int)*type, ret);
 	return ret;
+}
+
+/* After GnuTLS processed a record from the kernel.  When it was the
+ * peer's KeyUpdate, GnuTLS now reads under new keys, and a kernel that
+ * takes new keys holds every further record until it has them: give
+ * them at once, not at the next read, since an application that polls
+ * the socket before reading again would wait forever.  Then peek, so
+ * that records already queued under the new keys become readable for
+ * poll() (the kernel only looks at them when asked or when more bytes
+ * arrive). */
+int _gnutls_ktls_recv_done(gnutls_session_t session)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	record_parameters_st *params;
+	struct msghdr msg;
+	struct iovec iov;
+	char byte;
+	int ret;
+
+	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) < 0 ||
+	    likely(params->epoch == session->internals.ktls.rx_epoch))
+		return 0;
+
+	ret = ktls_sync(session, GNUTLS_KTLS_RECV, params);
+	if (ret < 0)
+		return ret;
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	(void)recvmsg(ktls_fd(session, GNUTLS_KTLS_RECV), &msg,
+		      MSG_PEEK | MSG_DONTWAIT);
+	return 0;
 }
 
 /* Application data straight into the caller's buffer.  Returns the bytes

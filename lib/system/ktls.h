@@ -56,6 +56,7 @@ int _gnutls_ktls_check_key_update(gnutls_session_t session, unsigned flags);
 ssize_t _gnutls_ktls_send(gnutls_session_t session,
 			  record_parameters_st *params, content_type_t type,
 			  const void *data, size_t data_size);
+int _gnutls_ktls_recv_done(gnutls_session_t session);
 int _gnutls_ktls_recv_record(gnutls_session_t session,
 			     record_parameters_st *params,
 			     content_type_t *type, mbuffer_st **plain,
@@ -73,6 +74,7 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 # define _gnutls_ktls_check_key_update(session, flags) 0
 # define _gnutls_ktls_send(s, p, t, d, n) GNUTLS_E_INTERNAL_ERROR
 # define _gnutls_ktls_recv_record(s, p, t, b, ms) GNUTLS_E_INTERNAL_ERROR
+# define _gnutls_ktls_recv_done(s) 0
 # define _gnutls_ktls_recv_data(s, d, n, ms) 0
 # define _gnutls_ktls_send_file(s, fd, o, n) GNUTLS_E_INTERNAL_ERROR
 
