@@ -695,17 +695,6 @@ static void s_after_close_notify(struct fx *fx, const struct bcase *c)
 	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_after_close_notify(struct fx *fx, const struct bcase *c)
-{
-	struct peer p = cli_open(fx, NULL);
-
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, 0);
-	expect_recv_rc(fx, "recv#3", p.s, 0);
-	peer_close(&p);
-}
-
 /* The observer closes both ways: bye(SHUT_RDWR) waits for the server's
  * close_notify (received by the kernel under KTLS). */
 static void s_bye_rdwr(struct fx *fx, const struct bcase *c)
@@ -872,7 +861,9 @@ static void s_raw(struct fx *fx, const struct bcase *c)
 	raw_write(fx, p.fd, hdr, sizeof(hdr));
 	raw_write(fx, p.fd, body, send_len);
 	free(body);
-	if (c->param == RAW_TRUNCATED)
+	/* RAW_SHORT: the kernel waits for the rest of a record shorter
+	 * than the AEAD overhead, so end the stream there */
+	if (c->param == RAW_TRUNCATED || c->param == RAW_SHORT)
 		shutdown(p.fd, SHUT_WR);
 	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
@@ -995,6 +986,64 @@ static void c_hs_after_hs(struct fx *fx, const struct bcase *c)
 	expect_str(fx, "recv#1", p.s, "hello");
 	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_UNEXPECTED_PACKET);
 	expect_str(fx, "recv#3", p.s, "after");
+	peer_close(&p);
+}
+
+/* Malformed KeyUpdate messages (TLS 1.3), sent as correctly encrypted
+ * handshake records through the server's kernel TX.  param: the variant.
+ * RFC 8446 makes each fatal; GnuTLS reports it and the application sends
+ * the alert (gnutls_alert_send_appropriate).  What follows must never be
+ * taken as data under keys nobody agreed on. */
+enum { KU_BAD_LENGTH, KU_BAD_VALUE, KU_TRAILING, KU_AFTER_OTHER };
+static const struct {
+	unsigned char bytes[12];
+	unsigned len;
+	int rc;
+} ku_bad[] = {
+	[KU_BAD_LENGTH] = { { 24, 0, 0, 2, 0, 0 }, 6,
+			    GNUTLS_E_UNEXPECTED_PACKET_LENGTH },
+	[KU_BAD_VALUE] = { { 24, 0, 0, 1, 5 }, 5,
+			   GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER },
+	/* a KeyUpdate with another message after it in the same record:
+	 * handshake messages must not span a key change.  GnuTLS 3.7.9
+	 * takes the first KeyUpdate and moves to new keys; the record that
+	 * follows, still under the old ones, then fails to decrypt */
+	[KU_TRAILING] = { { 24, 0, 0, 1, 0, 24, 0, 0, 1, 0 }, 10,
+			  GNUTLS_E_DECRYPTION_FAILED },
+	/* a truncated message before the KeyUpdate */
+	[KU_AFTER_OTHER] = { { 24, 0, 0, 3, 0, 24, 0, 0, 1, 0 }, 10,
+			     GNUTLS_E_UNEXPECTED_PACKET_LENGTH },
+};
+
+static void s_ku_malformed(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, 0);
+
+	srv_require_ktls_tx(fx, &p);
+	srv_send_str(fx, &p, "hello");
+	ktls_send_typed(fx, p.fd, 22, ku_bad[c->param].bytes,
+			ku_bad[c->param].len);
+	srv_send_str(fx, &p, "after");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_ku_malformed(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	char buf[64];
+	ssize_t ret;
+
+	expect_str(fx, "recv#1", p.s, "hello");
+	/* a valid first KeyUpdate: a kernel that cannot take new keys
+	 * refuses it */
+	expect_recv_rc(fx, "recv#2 (malformed KeyUpdate)", p.s,
+		       c->param == KU_TRAILING && !kernel_rekey(fx) ?
+		       GNUTLS_E_UNIMPLEMENTED_FEATURE : ku_bad[c->param].rc);
+	/* the session is to be closed now; a further read gives an error
+	 * or the data sent under the unchanged keys, never anything else */
+	ret = rd(fx, p.s, buf, sizeof(buf));
+	if (ret > 0 && (ret != 5 || memcmp(buf, "after", 5) != 0))
+		fail(fx, "recv#3: %zd bytes that are not 'after'", ret);
 	peer_close(&p);
 }
 
@@ -1511,10 +1560,10 @@ static const struct bcase cases[] = {
 	  c_eof_no_close_notify, SRV_USER, SAME, NULL,
 	  "the same with a userspace server" },
 	{ "app-data-after-close-notify", VBOTH, s_after_close_notify,
-	  c_after_close_notify, 0, SAME, NULL,
+	  c_close_notify, 0, SAME, NULL,
 	  "close_notify then nothing: recv gives 0, and 0 again" },
 	{ "app-data-after-close-notify-ktls", VBOTH, s_after_close_notify,
-	  c_after_close_notify, 1, SAME, NULL,
+	  c_close_notify, 1, SAME, NULL,
 	  "close_notify then application data (server kernel TX): 0, 0" },
 	{ "bye-rdwr", VBOTH, s_bye_rdwr, c_bye_rdwr, 0, SAME, NULL,
 	  "the observer's gnutls_bye(SHUT_RDWR) returns 0" },
@@ -1542,12 +1591,12 @@ static const struct bcase cases[] = {
 	{ "truncated-then-eof", VBOTH, s_raw, c_raw, RAW_TRUNCATED, SAME, NULL,
 	  "raw header of 100, 10 bytes, FIN: UNEXPECTED_PACKET_LENGTH" },
 	/* known_diff (kernel): TLS 1.2: the kernel does not reject a record
-	 * shorter than the AEAD overhead; it waits for more bytes.  6.1:
-	 * when the peer closes, UNEXPECTED_PACKET_LENGTH; 7.2: TIMEDOUT
-	 * after the 30 s record timeout.  An error, never data. */
+	 * shorter than the AEAD overhead; it waits for more bytes, and at
+	 * EOF reports a truncated record (UNEXPECTED_PACKET_LENGTH) where
+	 * userspace says DECRYPTION_FAILED.  An error, never data. */
 	{ "short-record", VBOTH, s_raw, c_raw, RAW_SHORT, KD_V12,
-	  "TLS 1.2 KTLS: no error for the short record; recv blocks (6.1: "
-	  "until the peer closes, PREMATURE_TERMINATION; 7.2: TIMEDOUT)",
+	  "TLS 1.2 KTLS: the kernel waits for the rest of the short record; "
+	  "at EOF: UNEXPECTED_PACKET_LENGTH",
 	  "raw record of 5 bytes (< tag): DECRYPTION_FAILED" },
 	{ "bad-header-version", VBOTH, s_raw, c_raw, RAW_BAD_VERSION, SAME,
 	  NULL, "raw record with version 3,1: UNSUPPORTED_VERSION_PACKET" },
@@ -1577,6 +1626,19 @@ static const struct bcase cases[] = {
 	  2, SAME, NULL, "a ServerHello after the handshake: UNEXPECTED_PACKET, data" },
 	{ "handshake-after-handshake-20", VBOTH, s_hs_after_hs, c_hs_after_hs,
 	  20, SAME, NULL, "a Finished after the handshake: UNEXPECTED_PACKET, data" },
+	{ "key-update-bad-length", V13, s_ku_malformed, c_ku_malformed,
+	  KU_BAD_LENGTH, SAME, NULL, "KeyUpdate of 2 bytes: "
+	  "UNEXPECTED_PACKET_LENGTH (decode_error)" },
+	{ "key-update-bad-value", V13, s_ku_malformed, c_ku_malformed,
+	  KU_BAD_VALUE, SAME, NULL, "KeyUpdate request 5: "
+	  "RECEIVED_ILLEGAL_PARAMETER (illegal_parameter)" },
+	{ "key-update-trailing-message", V13, s_ku_malformed,
+	  c_ku_malformed, KU_TRAILING, SAME, NULL, "KeyUpdate + another "
+	  "message in one record: an error (3.7.9: the next record fails to "
+	  "decrypt), never data" },
+	{ "key-update-after-truncated", V13, s_ku_malformed, c_ku_malformed,
+	  KU_AFTER_OTHER, SAME, NULL, "a message whose length runs into "
+	  "the KeyUpdate: UNEXPECTED_PACKET_LENGTH" },
 	{ "renegotiation", V12, s_renegotiation, c_renegotiation, 0, SAME, NULL,
 	  "HelloRequest: REHANDSHAKE; handshake: 0 (user) / "
 	  "UNIMPLEMENTED_FEATURE + warning no_renegotiation (ktls)" },

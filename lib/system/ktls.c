@@ -352,6 +352,27 @@ static bool ktls_default_transport(gnutls_session_t session)
 		       gnutls_system_recv_timeout;
 }
 
+/* Why one direction cannot go to the kernel, or NULL. */
+static const char *ktls_dir_unsuitable(gnutls_session_t session, unsigned dir)
+{
+	if (!ktls_is_tcp_socket(ktls_fd(session, dir)))
+		return "transport is not a TCP socket";
+	if (dir == GNUTLS_KTLS_RECV) {
+		/* bytes of a record not yet processed are no longer in the
+		 * socket: the kernel would miss them */
+		if (session->internals.record_recv_buffer.byte_length != 0)
+			return "undecrypted bytes buffered";
+		return NULL;
+	}
+	if (session->internals.record_send_buffer.byte_length != 0)
+		return "unsent records buffered";
+	/* the kernel fills records up to 2^14 bytes (RFC 8449 limit) */
+	if (session->security_parameters.max_record_send_size <
+	    KTLS_MAX_PLAINTEXT)
+		return "peer limits the record size";
+	return NULL;
+}
+
 /* Which directions of this session the kernel could take; says why not
  * (debug level) for the others. */
 static unsigned ktls_offloadable(gnutls_session_t session,
@@ -359,7 +380,7 @@ static unsigned ktls_offloadable(gnutls_session_t session,
 				 record_parameters_st *wparams)
 {
 	const version_entry_st *vers = get_version(session);
-	unsigned dirs = GNUTLS_KTLS_DUPLEX;
+	unsigned dirs = GNUTLS_KTLS_DUPLEX, dir;
 	const char *why = NULL;
 
 	if (IS_DTLS(session))
@@ -377,28 +398,12 @@ static unsigned ktls_offloadable(gnutls_session_t session,
 		return 0;
 	}
 
-	if (!ktls_is_tcp_socket(ktls_fd(session, GNUTLS_KTLS_RECV))) {
-		_gnutls_debug_log("ktls: RX: transport is not a TCP socket\n");
-		dirs &= ~GNUTLS_KTLS_RECV;
-	} else if (session->internals.record_recv_buffer.byte_length != 0) {
-		/* bytes of a record not yet processed: they are no longer
-		 * in the socket, the kernel would miss them */
-		_gnutls_debug_log("ktls: RX: undecrypted bytes buffered\n");
-		dirs &= ~GNUTLS_KTLS_RECV;
-	}
-
-	if (!ktls_is_tcp_socket(ktls_fd(session, GNUTLS_KTLS_SEND))) {
-		_gnutls_debug_log("ktls: TX: transport is not a TCP socket\n");
-		dirs &= ~GNUTLS_KTLS_SEND;
-	} else if (session->internals.record_send_buffer.byte_length != 0) {
-		_gnutls_debug_log("ktls: TX: unsent records buffered\n");
-		dirs &= ~GNUTLS_KTLS_SEND;
-	} else if (session->security_parameters.max_record_send_size <
-		   KTLS_MAX_PLAINTEXT) {
-		/* the kernel always fills records to 2^14 bytes */
-		_gnutls_debug_log("ktls: TX: peer limits records to %u bytes\n",
-				  (unsigned)session->security_parameters.max_record_send_size);
-		dirs &= ~GNUTLS_KTLS_SEND;
+	for (dir = GNUTLS_KTLS_RECV; dir <= GNUTLS_KTLS_SEND; dir <<= 1) {
+		why = ktls_dir_unsuitable(session, dir);
+		if (why != NULL) {
+			_gnutls_debug_log("ktls: %s: %s\n", ktls_dir_name(dir), why);
+			dirs &= ~dir;
+		}
 	}
 	return dirs;
 }
