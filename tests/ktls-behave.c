@@ -1243,6 +1243,85 @@ static void c_key_update_flood(struct fx *fx, const struct bcase *c)
 	peer_close(&p);
 }
 
+/* AEAD usage limits: the observer's write sequence number is moved close
+ * to the limit (gnutls_record_set_state), then it sends 32 one-byte
+ * records.  Where keys can change (userspace, or a kernel >= 6.14), the
+ * library updates the key after 2^24 - 3 records, as userspace GnuTLS
+ * does, and the peer reads everything; the new key starts again at 0.
+ * KTLS on an older kernel stops at the RFC 8446 limit (2^24.5 records)
+ * with RECORD_LIMIT_REACHED instead of exceeding it. */
+#define LIMIT_SENDS 32
+#define LIMIT_REKEY_AT UINT64_C(0xfffffd)
+#define LIMIT_HARD UINT64_C(23726566)
+static unsigned limit_expected(struct fx *fx)
+{
+	return kernel_rekey(fx) ? LIMIT_SENDS : 4;
+}
+
+static void s_usage_limit(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	char buf[64], want[LIMIT_SENDS];
+	size_t got = 0;
+	ssize_t ret;
+	unsigned i;
+
+	(void)c;
+	for (i = 0; i < LIMIT_SENDS; i++)
+		want[i] = (char)('A' + i);
+	while ((ret = rd(fx, p.s, buf, sizeof(buf))) > 0) {
+		if (got + ret > sizeof(want) || memcmp(buf, want + got, ret)) {
+			fail(fx, "server: data out of order or extra");
+			break;
+		}
+		got += ret;
+	}
+	if (got != limit_expected(fx))
+		fail(fx, "server: %zu of the bytes arrived, expected %u", got,
+		     limit_expected(fx));
+	sync_send(fx, SYNC_GO);
+}
+
+static void c_usage_limit(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	uint64_t start = kernel_rekey(fx) ? LIMIT_REKEY_AT - 13 : LIMIT_HARD - 4;
+	unsigned char seq[8];
+	unsigned i, sent = 0;
+	ssize_t ret = 0;
+	char ch;
+
+	(void)c;
+	for (i = 0; i < 8; i++)
+		seq[i] = (unsigned char)(start >> (56 - 8 * i));
+	/* In userspace the sequence number is the nonce, which the peer
+	 * would not follow: there the case only checks the data. */
+	if (!fx->o->observer_user && gnutls_record_set_state(p.s, 0, seq) < 0)
+		fail(fx, "gnutls_record_set_state");
+	for (i = 0; i < LIMIT_SENDS; i++) {
+		ch = (char)('A' + i);
+		ret = gnutls_record_send(p.s, &ch, 1);
+		if (ret != 1)
+			break;
+		sent++;
+	}
+	if (kernel_rekey(fx)) {
+		expect_rc(fx, "records sent", sent, LIMIT_SENDS);
+		if (!fx->o->observer_user &&
+		    (gnutls_record_get_state(p.s, 0, NULL, NULL, NULL, seq) < 0 ||
+		     seq[5] != 0 || seq[4] != 0))
+			fail(fx, "write sequence number still near the limit: "
+			     "no key update");
+	} else {
+		expect_rc(fx, "records sent before the limit", sent, 4);
+		expect_rc(fx, "send past the limit", ret,
+			  GNUTLS_E_RECORD_LIMIT_REACHED);
+	}
+	gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	peer_close(&p);
+}
+
 /* The observer updates its own keys: under KTLS its TX needs new keys. */
 static void s_observer_key_update(struct fx *fx, const struct bcase *c)
 {
@@ -1657,6 +1736,10 @@ static const struct bcase cases[] = {
 	  SAME, NULL, "9 KeyUpdates within a second: the 9th is refused "
 	  "with TOO_MANY_HANDSHAKE_PACKETS (kernel < 6.14 under KTLS: the "
 	  "first, UNIMPLEMENTED_FEATURE)" },
+	{ "aead-usage-limit", V13, s_usage_limit, c_usage_limit, 0, SAME,
+	  NULL, "near 2^24 records: automatic key update, data intact (KTLS "
+	  "on kernel < 6.14: RECORD_LIMIT_REACHED at 2^24.5, nothing lost "
+	  "before it)" },
 	{ "observer-key-update", V13, s_observer_key_update,
 	  c_observer_key_update, 0, SAME, NULL,
 	  "the observer's own KeyUpdate; returns 0, or (KTLS, kernel "

@@ -63,12 +63,14 @@
 #define KTLS_MAX_PLAINTEXT 16384
 
 /* TLS 1.3 AEAD usage limits under TX offload (RFC 8446, 5.5).  The kernel
- * counts its records itself, so the backend estimates them: at least one
- * per 2^14 bytes of each send.  Like the userspace record layer, ask for
- * a key update after 2^24 - 3 records; where the kernel cannot take new
- * keys, stop sending at 2^24.5 records (the AES-GCM limit) rather than
- * exceed it.  Ciphers without a limit (ChaCha20-Poly1305) and sessions
- * with GNUTLS_NO_AUTO_REKEY are exempt, as in userspace. */
+ * counts its records itself, so the backend estimates them in the write
+ * state's sequence number (what gnutls_record_get_state() reports): one
+ * per 2^14 bytes of each send, at least one per send.  Like the userspace
+ * record layer, ask for a key update after 2^24 - 3 records; where the
+ * kernel cannot take new keys, stop sending at 2^24.5 records (the
+ * AES-GCM limit) rather than exceed it.  Ciphers without a limit
+ * (ChaCha20-Poly1305) and sessions with GNUTLS_NO_AUTO_REKEY are exempt,
+ * as in userspace.  Each new TLS 1.3 key starts again at 0. */
 #define KTLS_REKEY_RECORDS UINT64_C(0xfffffd)
 #define KTLS_MAX_RECORDS UINT64_C(23726566)
 
@@ -309,7 +311,6 @@ static int ktls_install(gnutls_session_t session, unsigned dir,
 		ktls_expect_no_pad(session, vers);
 	} else {
 		session->internals.ktls.tx_epoch = params->epoch;
-		session->internals.ktls.tx_records = 0;
 	}
 	session->internals.ktls.enabled |= dir;
 	return 0;
@@ -510,7 +511,7 @@ static bool ktls_tx_limited(gnutls_session_t session,
 static int ktls_tx_check_limit(gnutls_session_t session,
 			       record_parameters_st *params)
 {
-	if (unlikely(session->internals.ktls.tx_records >= KTLS_MAX_RECORDS) &&
+	if (unlikely(params->write.sequence_number >= KTLS_MAX_RECORDS) &&
 	    ktls_tx_limited(session, params)) {
 		_gnutls_debug_log("ktls: TX: key usage limit reached and this kernel cannot take new keys\n");
 		return gnutls_assert_val(GNUTLS_E_RECORD_LIMIT_REACHED);
@@ -523,11 +524,11 @@ static int ktls_tx_check_limit(gnutls_session_t session,
 static void ktls_tx_count(gnutls_session_t session,
 			  record_parameters_st *params, size_t bytes)
 {
-	struct ktls_st *k = &session->internals.ktls;
+	uint64_t *seq = &params->write.sequence_number;
 
-	k->tx_records += bytes / KTLS_MAX_PLAINTEXT +
-			 (bytes % KTLS_MAX_PLAINTEXT != 0 || bytes == 0);
-	if (k->tx_records >= KTLS_REKEY_RECORDS &&
+	*seq += bytes / KTLS_MAX_PLAINTEXT +
+		(bytes % KTLS_MAX_PLAINTEXT != 0 || bytes == 0);
+	if (*seq >= KTLS_REKEY_RECORDS &&
 	    session->internals.rsend_state == RECORD_SEND_NORMAL &&
 	    ktls_tx_limited(session, params) && ktls_kernel_can_rekey())
 		session->internals.rsend_state = RECORD_SEND_KEY_UPDATE_1;
