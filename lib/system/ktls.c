@@ -519,6 +519,18 @@ static int ktls_tx_check_limit(gnutls_session_t session,
 	return 0;
 }
 
+/* Before sending: the kernel has the current keys, and the key is
+ * within its usage limit. */
+static int ktls_tx_prepare(gnutls_session_t session,
+			   record_parameters_st *params)
+{
+	int ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
+
+	if (ret < 0)
+		return ret;
+	return ktls_tx_check_limit(session, params);
+}
+
 /* After sending: count the records and ask for a key update in time, the
  * way _gnutls_send_tlen_int() does for userspace records. */
 static void ktls_tx_count(gnutls_session_t session,
@@ -547,10 +559,7 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
 	if (data_size == 0)
 		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
 
-	ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
-	if (ret < 0)
-		return ret;
-	ret = ktls_tx_check_limit(session, params);
+	ret = ktls_tx_prepare(session, params);
 	if (ret < 0)
 		return ret;
 
@@ -620,10 +629,7 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 		if (ret < 0)
 			return gnutls_assert_val(ret);
 	}
-	ret = ktls_sync(session, GNUTLS_KTLS_SEND, params);
-	if (ret < 0)
-		return ret;
-	ret = ktls_tx_check_limit(session, params);
+	ret = ktls_tx_prepare(session, params);
 	if (ret < 0)
 		return ret;
 
