@@ -519,6 +519,20 @@ static int ktls_tx_check_limit(gnutls_session_t session,
 	return 0;
 }
 
+/* A failed send to the kernel: the GnuTLS code, and after a fatal error
+ * no more writes, as the userspace record layer does. */
+static int ktls_tx_error(gnutls_session_t session, int err, const char *call)
+{
+	int ret = ktls_map_errno(err, GNUTLS_KTLS_SEND);
+
+	session->internals.direction = 1;
+	if (ktls_fatal(ret)) {
+		_gnutls_debug_log("ktls: TX: %s: %s\n", call, strerror(err));
+		session->internals.may_not_write = 1;
+	}
+	return gnutls_assert_val(ret);
+}
+
 /* Before sending: the kernel has the current keys, and the key is
  * within its usage limit. */
 static int ktls_tx_prepare(gnutls_session_t session,
@@ -584,17 +598,8 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
 		flags |= MSG_NOSIGNAL;
 
 	ret = sendmsg(ktls_fd(session, GNUTLS_KTLS_SEND), &msg, flags);
-	if (ret < 0) {
-		int err = errno;
-
-		session->internals.direction = 1;
-		ret = ktls_map_errno(err, GNUTLS_KTLS_SEND);
-		if (ktls_fatal(ret)) {
-			_gnutls_debug_log("ktls: TX: sendmsg: %s\n", strerror(err));
-			session->internals.may_not_write = 1;
-		}
-		return gnutls_assert_val(ret);
-	}
+	if (ret < 0)
+		return ktls_tx_error(session, errno, "sendmsg");
 
 	_gnutls_record_log("REC[%p]: ktls: sent %s(%d), %zd of %zu bytes\n",
 			   session, _gnutls_packet2str(type), (int)type,
@@ -645,17 +650,10 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 
 			if (sent > 0)
 				break;	/* report what went; the error repeats */
-			session->internals.direction = 1;
 			if (err == EINVAL || err == EBADF || err == ESPIPE ||
 			    err == EOVERFLOW)
 				return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
-			ret = ktls_map_errno(err, GNUTLS_KTLS_SEND);
-			if (ktls_fatal(ret)) {
-				_gnutls_debug_log("ktls: TX: sendfile: %s\n",
-						  strerror(err));
-				session->internals.may_not_write = 1;
-			}
-			return gnutls_assert_val(ret);
+			return ktls_tx_error(session, err, "sendfile");
 		}
 		sent += ret;
 	}
