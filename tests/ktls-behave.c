@@ -705,9 +705,7 @@ static void s_bye_rdwr(struct fx *fx, const struct bcase *c)
 
 	(void)c;
 	srv_send_str(fx, &p, "hello");
-	do {
-		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
-	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	ret = rd(fx, p.s, buf, sizeof(buf));
 	expect_rc(fx, "recv close_notify", ret, 0);
 	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
 	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
@@ -789,15 +787,11 @@ static void s_observer_alert(struct fx *fx, const struct bcase *c)
 
 	(void)c;
 	srv_send_str(fx, &p, "hello");
-	do {
-		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
-	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	ret = rd(fx, p.s, buf, sizeof(buf));
 	if (ret > 0) {
 		buf[ret < (ssize_t)sizeof(buf) ? ret : (ssize_t)sizeof(buf) - 1] = 0;
 		expect_rc(fx, "recv#1 (\"x\")", ret, 1);
-		do {
-			ret = gnutls_record_recv(p.s, buf, sizeof(buf));
-		} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+		ret = rd(fx, p.s, buf, sizeof(buf));
 	}
 	if (expect_rc(fx, "recv#2", ret, GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
 		expect_alert(fx, "alert", p.s, GNUTLS_A_ACCESS_DENIED);
@@ -1331,9 +1325,7 @@ static void s_observer_key_update(struct fx *fx, const struct bcase *c)
 
 	(void)c;
 	srv_send_str(fx, &p, "hello");
-	do {
-		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
-	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	ret = rd(fx, p.s, buf, sizeof(buf));
 	/* whether or not the client could update its keys, what it sent
 	 * must arrive intact */
 	if (expect_rc(fx, "recv (\"after\")", ret, 5) == 0 &&
@@ -1461,9 +1453,7 @@ static void s_observer_empty(struct fx *fx, const struct bcase *c)
 
 	(void)c;
 	srv_send_str(fx, &p, "hello");
-	do {
-		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
-	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
+	ret = rd(fx, p.s, buf, sizeof(buf));
 	if (expect_rc(fx, "recv", ret, 5) == 0 && memcmp(buf, "after", 5))
 		fail(fx, "recv: expected 'after'");
 	sync_wait(fx, IO_TIMEOUT_MS * 2);
