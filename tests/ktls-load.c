@@ -30,7 +30,9 @@
  * (gnutls_record_send, or gnutls_record_send_file from a memfd) and the
  * server sends --size bytes back; every byte is compared with the
  * deterministic stream it must be; both sides close with close_notify.
- * With --duplex the client sends from a second thread while it receives.
+ * With --duplex the client sends from a second thread while it receives;
+ * with --recv-file it receives with gnutls_record_recv_file() into a
+ * memfd (splice(2) under KTLS RX) and reads that back.
  *
  * Load: --conns N connections, --par P of them at a time (P client
  * threads, each with its server thread).  --check-leaks runs a warm-up
@@ -103,7 +105,7 @@ static struct {
 	const char *prio;
 	unsigned conns, par, warmup;
 	size_t size;
-	int resume, duplex, server_user, check_leaks, verbose;
+	int resume, duplex, server_user, check_leaks, verbose, recv_file;
 	enum mode mode;
 	int expect;		/* ktls flags of the client */
 	enum op fail_op;	/* --fail */
@@ -523,8 +525,29 @@ static int client_recv(struct conn *c)
 	size_t bad;
 	int r;
 
+	int mfd = -1;
+
+	if (opt.recv_file && (mfd = memfd_create("ktls-load-rx", 0)) < 0) {
+		fail("memfd_create: %s", strerror(errno));
+		free(buf);
+		return -1;
+	}
 	for (;;) {
-		ret = gnutls_record_recv(c->s, buf, CHUNK);
+		if (opt.recv_file) {
+			/* into a file (splice(2) under KTLS), read back */
+			off_t off = 0;
+
+			ret = gnutls_record_recv_file(c->s, mfd, &off, CHUNK);
+			if (ret > 0 && (off != ret ||
+					pread(mfd, buf, ret, 0) != ret)) {
+				fail("conn %u: recv_file: %zd bytes, offset "
+				     "%lld, or pread failed", c->index, ret,
+				     (long long)off);
+				r = -1;
+				break;
+			}
+		} else
+			ret = gnutls_record_recv(c->s, buf, CHUNK);
 		r = outcome(c, OP_RECV, ret);
 		if (r > 0)
 			continue;
@@ -539,6 +562,8 @@ static int client_recv(struct conn *c)
 		}
 		c->received += ret;
 	}
+	if (mfd >= 0)
+		close(mfd);
 	free(buf);
 	return r;
 }
@@ -844,7 +869,8 @@ static void usage(FILE *f)
 		"         [--expect none|recv|send|duplex] [--check-leaks]\n"
 		"         [--warmup N] [--max-heap-growth BYTES]\n"
 		"         [--fail OP=GNUTLS_E_...] [--expect-retry OP]\n"
-		"         [--timeout S] [--record-timeout MS] [--verbose]\n"
+		"         [--timeout S] [--record-timeout MS] [--recv-file]\n"
+		"         [--verbose]\n"
 		"  OP: handshake|send|recv\n");
 }
 
@@ -868,6 +894,7 @@ int main(int argc, char **argv)
 		{ "expect-retry", required_argument, NULL, 'R' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "record-timeout", required_argument, NULL, 'T' },
+		{ "recv-file", no_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -947,6 +974,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			opt.timeout = strtoul(optarg, NULL, 10);
+			break;
+		case 'F':
+			opt.recv_file = 1;
 			break;
 		case 'T':
 			opt.record_timeout = strtoul(optarg, NULL, 10);
