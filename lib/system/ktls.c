@@ -1033,6 +1033,46 @@ static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 	return out;
 }
 
+/* What a failed splice(2) from the socket means: 0 when the generic
+ * path is to take over (EOF, or a control record next: splice refuses
+ * those with EINVAL and leaves them queued, which a peek tells apart
+ * from a record header the kernel rejected with EINVAL), else the
+ * GnuTLS error.  The kernel reports a broken record once, to the call
+ * that meets it, so it must not be read again. */
+static int ktls_splice_error(gnutls_session_t session, int sock, int err)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct cmsghdr *cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	char byte;
+
+	if (err == 0)
+		return 0;
+	if (err == EINVAL) {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = &byte;
+		iov.iov_len = 1;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		if (recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT) < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				err = errno;	/* met (and took) the error */
+		} else {
+			for (cmsg = CMSG_FIRSTHDR(&msg); cmsg;
+			     cmsg = CMSG_NXTHDR(&msg, cmsg))
+				if (cmsg->cmsg_level == SOL_TLS &&
+				    cmsg->cmsg_type == TLS_GET_RECORD_TYPE &&
+				    *CMSG_DATA(cmsg) != GNUTLS_APPLICATION_DATA)
+					return 0;
+		}
+	}
+	_gnutls_debug_log("ktls: RX: splice: %s\n", strerror(err));
+	return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+}
+
 /* gnutls_record_recv_file() under RX offload.  Returns the bytes
  * written, a temporary error, or 0 when the generic path is to take
  * over: a control record is next (splice(2) refuses those), EOF, or an
@@ -1043,9 +1083,9 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 	struct ktls_st *k = &session->internals.ktls;
 	int sock = ktls_fd(session, GNUTLS_KTLS_RECV);
 	unsigned flags = SPLICE_F_NONBLOCK, records;
-	size_t done = 0, inpipe;
+	size_t done = 0, inpipe, w;
+	int err = 0, werr = 0;
 	bool stop = false;
-	int err = 0;
 	ssize_t ret;
 
 	ret = ktls_pipe_open(k);
@@ -1053,9 +1093,9 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 		return ret;
 
 	while (done < count && !stop) {
-		records = 0;
-		inpipe = 0;
-		while (records < k->pipe_records && done + inpipe < count) {
+		/* records into the pipe, as many as it takes whole */
+		for (records = 0, inpipe = 0;
+		     records < k->pipe_records && done + inpipe < count;) {
 			ret = splice(sock, NULL, k->pipe_fd[1], NULL,
 				     MIN(count - done - inpipe,
 					 KTLS_MAX_PLAINTEXT), flags);
@@ -1078,23 +1118,29 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 				continue;
 			}
 			stop = true;
+			if (err != EAGAIN && err != EINTR) {
+				/* for the generic path, now or next time */
+				k->rx_stash_err = ktls_splice_error(session,
+								    sock, err);
+			}
 			break;
 		}
-		if (inpipe > 0) {
-			size_t w = ktls_pipe_drain(session, fd, offset, inpipe,
-						   &err);
 
-			done += w;
-			if (w < inpipe) {
-				_gnutls_debug_log("ktls: recv_file: writing: %s\n",
-						  strerror(err));
-				if (done > 0)
-					return done;
-				errno = err;
-				return gnutls_assert_val(err == EINTR ?
-					GNUTLS_E_INTERRUPTED :
-					GNUTLS_E_FILE_ERROR);
-			}
+		/* then into fd */
+		if (inpipe == 0)
+			continue;
+		w = ktls_pipe_drain(session, fd, offset, inpipe, &werr);
+		done += w;
+		if (w < inpipe) {
+			_gnutls_debug_log("ktls: recv_file: writing: %s\n",
+					  strerror(werr));
+			if (done > 0)
+				return done;
+			ret = gnutls_assert_val(werr == EINTR ?
+						GNUTLS_E_INTERRUPTED :
+						GNUTLS_E_FILE_ERROR);
+			errno = werr;
+			return ret;
 		}
 	}
 	_gnutls_record_log("REC[%p]: ktls: recv_file: %zu bytes\n", session,
@@ -1214,6 +1260,11 @@ static ssize_t recv_file_copy(gnutls_session_t session, int fd,
  * gnutls_record_recv().  A file that is opened with %O_APPEND or does
  * not take splice(2) is written from a buffer.  As with write(2), a
  * pipe without readers raises %SIGPIPE unless it is ignored.
+ *
+ * Under receive offload, when @count ends inside a record, the rest of
+ * that record stays in the kernel: gnutls_record_check_pending() does
+ * not count it, but the socket polls readable and the next call returns
+ * it.
  *
  * Returns: the number of bytes written to @fd (then @offset, or the file
  *   position, has moved by as many), 0 when the peer closed the session
