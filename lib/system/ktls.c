@@ -1034,11 +1034,13 @@ static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 }
 
 /* What a failed splice(2) from the socket means: 0 when the generic
- * path is to take over (EOF, or a control record next: splice refuses
- * those with EINVAL and leaves them queued, which a peek tells apart
- * from a record header the kernel rejected with EINVAL), else the
- * GnuTLS error.  The kernel reports a broken record once, to the call
- * that meets it, so it must not be read again. */
+ * path is to take over, else the GnuTLS error.  The kernel reports a
+ * broken record or connection (EBADMSG, EMSGSIZE, ECONNRESET, ...) once,
+ * to the call that meets it, so that error is the answer.  The generic
+ * path takes over at EOF, for a control record (splice refuses those
+ * with EINVAL and leaves them queued, which a peek tells apart from a
+ * record header the kernel rejected with EINVAL), and when memory ran
+ * short (the record is still queued, or the error that followed is). */
 static int ktls_splice_error(gnutls_session_t session, int sock, int err)
 {
 	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
@@ -1047,7 +1049,7 @@ static int ktls_splice_error(gnutls_session_t session, int sock, int err)
 	struct iovec iov;
 	char byte;
 
-	if (err == 0)
+	if (err == 0 || err == ENOMEM || err == ENOBUFS)
 		return 0;
 	if (err == EINVAL) {
 		memset(&msg, 0, sizeof(msg));
