@@ -51,7 +51,7 @@
  * --strict; an XPASS (the difference went away) fails, so that the table
  * stays true.
  *
- * Usage: ktls-behave --case NAME|all [--tls12|--tls13]
+ * Usage: ktls-behave --case NAME[,NAME...]|all [--tls12|--tls13]
  *                    [--observer ktls|user] [--kernel-rekey yes|no|auto]
  *                    [--rbuf BYTES] [--strict] [--verbose] [--list]
  *
@@ -94,6 +94,7 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <gnutls/socket.h>
 #include <gnutls/x509.h>
 
@@ -140,7 +141,9 @@ typedef void (*client_fn)(struct fx *, const struct bcase *);
 #define KD_V13 V13		/* under TLS 1.3 */
 #define KD_BOTH VBOTH
 #define KD_SMALL_RBUF 4u	/* only with --rbuf < 16384 (generic path) */
-#define KD_RECV_FILE 8u		/* only with --reader file */
+#define KD_BIG_RBUF 8u		/* only with --rbuf >= 16384 (fast path) */
+#define KD_REKEY_KERNEL 16u	/* only on kernels that take new keys */
+#define KD_RECV_FILE 32u	/* only with --reader file */
 
 struct bcase {
 	const char *name;
@@ -175,6 +178,10 @@ struct peer {
 static int is_known_diff(const struct opts *o, const struct bcase *c)
 {
 	if (o->observer_user || !(c->known_diff & o->vers))
+		return 0;
+	if ((c->known_diff & KD_BIG_RBUF) && o->rbuf < MAX_TLS_RECORD)
+		return 0;
+	if ((c->known_diff & KD_REKEY_KERNEL) && !o->kernel_rekey)
 		return 0;
 	if ((c->known_diff & KD_SMALL_RBUF) && o->rbuf >= MAX_TLS_RECORD)
 		return 0;
@@ -1062,6 +1069,498 @@ static void c_ku_malformed(struct fx *fx, const struct bcase *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* cases: records forged by hand with the (userspace) server's own keys */
+
+/* A record GnuTLS would never send, encrypted with the server's current
+ * write key and sequence number: any (outer, or TLS 1.3 inner) type, any
+ * length, also beyond the limits, TLS 1.3 padding, a broken tag, or cut
+ * short by a FIN.  Advances the server's write sequence number, so that
+ * gnutls_record_send() goes on after it.  Needs SRV_USER. */
+#define FORGE_BAD_TAG 1u	/* flip a bit of the tag */
+#define FORGE_CUT 2u		/* write half of the record, then FIN */
+
+static void forge_send(struct fx *fx, struct peer *p, unsigned char type,
+		       const void *data, size_t len, size_t pad,
+		       unsigned flags)
+{
+	gnutls_cipher_algorithm_t alg = gnutls_cipher_get(p->s);
+	int tls13 = gnutls_protocol_get_version(p->s) == GNUTLS_TLS1_3;
+	size_t tag = gnutls_cipher_get_tag_size(alg), ptlen, ctlen, hlen;
+	unsigned char seq[8], nonce[12], aad[13], *pt, *rec;
+	gnutls_datum_t iv, key;
+	gnutls_aead_cipher_hd_t h;
+	unsigned i, explicit_nonce;
+	uint64_t s;
+
+	if (gnutls_record_get_state(p->s, 0, NULL, &iv, &key, seq) < 0 ||
+	    gnutls_aead_cipher_init(&h, alg, &key) < 0)
+		die(fx, "forge: no write state / AEAD");
+	ptlen = len + (tls13 ? 1 + pad : 0);
+	pt = calloc(1, ptlen + 1);
+	rec = malloc(5 + 8 + ptlen + tag);
+	memcpy(pt, data, len);
+	if (tls13)
+		pt[len] = type;
+	/* TLS 1.2 AES-GCM/CCM: 4-byte salt + explicit nonce (the sequence
+	 * number, as GnuTLS and the kernel use); else IV xor sequence */
+	explicit_nonce = !tls13 && iv.size == 4;
+	memset(nonce, 0, sizeof(nonce));
+	if (explicit_nonce) {
+		memcpy(nonce, iv.data, 4);
+		memcpy(nonce + 4, seq, 8);
+	} else {
+		memcpy(nonce, iv.data, 12);
+		for (i = 0; i < 8; i++)
+			nonce[4 + i] ^= seq[i];
+	}
+	hlen = 5 + (explicit_nonce ? 8 : 0);
+	ctlen = ptlen + tag;
+	rec[0] = tls13 ? 23 : type;
+	rec[1] = 3;
+	rec[2] = 3;
+	rec[3] = (unsigned char)((hlen - 5 + ctlen) >> 8);
+	rec[4] = (unsigned char)(hlen - 5 + ctlen);
+	if (explicit_nonce)
+		memcpy(rec + 5, seq, 8);
+	if (tls13)
+		memcpy(aad, rec, 5);
+	else {
+		memcpy(aad, seq, 8);
+		aad[8] = type;
+		aad[9] = 3;
+		aad[10] = 3;
+		aad[11] = (unsigned char)(len >> 8);
+		aad[12] = (unsigned char)len;
+	}
+	if (gnutls_aead_cipher_encrypt(h, nonce, explicit_nonce ? 12 : iv.size,
+				       aad, tls13 ? 5 : 13, tag, pt, ptlen,
+				       rec + hlen, &ctlen) < 0)
+		die(fx, "forge: encrypt");
+	if (flags & FORGE_BAD_TAG)
+		rec[hlen + ctlen - 1] ^= 0x01;
+	raw_write(fx, p->fd, rec, flags & FORGE_CUT ? (hlen + ctlen) / 2 :
+		  hlen + ctlen);
+	if (flags & FORGE_CUT)
+		shutdown(p->fd, SHUT_WR);
+	for (s = 0, i = 0; i < 8; i++)
+		s = s << 8 | seq[i];
+	s++;
+	for (i = 0; i < 8; i++)
+		seq[7 - i] = (unsigned char)(s >> (8 * i));
+	if (gnutls_record_set_state(p->s, 0, seq) < 0)
+		die(fx, "forge: gnutls_record_set_state");
+	gnutls_aead_cipher_deinit(h);	/* iv, key: the session's own */
+	free(pt);
+	free(rec);
+}
+
+static unsigned char pattern(size_t i);
+
+/* A sequence of forged records between "hello" and "after", then the
+ * server's close_notify.  want: what the observer's reads after "hello"
+ * give, in order, for TLS 1.2 ([0]) and 1.3 ([1]): "after" (that data),
+ * "eof" (0), or a short error name (see read_tokens); the reads stop
+ * after the last.  alert: the alert the observer sends for the first
+ * error with gnutls_alert_send_appropriate(), which the server must
+ * receive as a fatal alert (-1: none sent). */
+#define FR_MAX 3
+struct forged {
+	struct {
+		int type;	/* -1: end of list */
+		const char *d;
+		unsigned len, pad, flags;
+	} r[FR_MAX];
+	const char *want[2];
+	int alert[2];
+};
+
+/* a syntactically valid NewSessionTicket: lifetime 60, age_add, nonce
+ * {7}, ticket of 8 bytes, no extensions (4 + 19 bytes) */
+#define NST "\x04\x00\x00\x13" "\x00\x00\x00\x3c" "\x01\x02\x03\x04" \
+	"\x01\x07" "\x00\x08" "ABCDEFGH" "\x00\x00"
+#define BOTH(x) { x, x }
+
+enum {
+	F_EMPTY_CCS, F_EMPTY_ALERT, F_EMPTY_HS, F_EMPTY_APPDATA,
+	F_EMPTY_HEARTBEAT, F_EMPTY_99, F_ALERT_SHORT, F_ALERT_LONG,
+	F_ALERT_TWO_IN_ONE, F_ALERT_REPEATED, F_ALERT_UNKNOWN_DESC,
+	F_ALERT_UNKNOWN_LEVEL, F_TAG_FLIPPED, F_CUT_VALID_RECORD,
+	F_NST_SPLIT, F_NST_COALESCED, F_NST_SPLIT_HEADER, F_KU_SPLIT,
+	F_NST_THEN_KU, F_HS_SPLIT_THEN_DATA, F_INNER_ALL_ZERO,
+	F_PADDING_ONLY_HS,
+};
+
+#define AL(x) GNUTLS_A_##x
+static const struct forged forged[] = {
+	[F_EMPTY_CCS] = { { { 20, "", 0, 0, 0 }, { -1 } },
+			  { "after eof", "UE after eof" }, BOTH(-1) },
+	[F_EMPTY_ALERT] = { { { 21, "", 0, 0, 0 }, { -1 } },
+			    { "after eof", "UE after eof" }, BOTH(-1) },
+	/* TLS 1.3 (userspace GnuTLS 3.7.9 too): the data record after the
+	 * empty handshake record is lost */
+	[F_EMPTY_HS] = { { { 22, "", 0, 0, 0 }, { -1 } },
+			 { "after eof", "UE eof" }, BOTH(-1) },
+	[F_EMPTY_APPDATA] = { { { 23, "", 0, 0, 0 }, { -1 } },
+			      BOTH("after eof"), BOTH(-1) },
+	[F_EMPTY_HEARTBEAT] = { { { 24, "", 0, 0, 0 }, { -1 } },
+				{ "after eof", "UE after eof" }, BOTH(-1) },
+	[F_EMPTY_99] = { { { 99, "", 0, 0, 0 }, { -1 } },
+			 { "UE IS", "UE after eof" }, BOTH(-1) },
+	[F_ALERT_SHORT] = { { { 21, "\x02", 1, 0, 0 }, { -1 } },
+			    { "UE after eof", "UE after eof" }, BOTH(-1) },
+	[F_ALERT_LONG] = { { { 21, "\x02\x28\x00", 3, 0, 0 }, { -1 } },
+			   BOTH("FA IS"), BOTH(-1) },
+	/* two warning user_canceled in one record */
+	[F_ALERT_TWO_IN_ONE] = { { { 21, "\x01\x5a\x01\x5a", 4, 0, 0 },
+				   { -1 } },
+				 { "WA after eof", "FA IS" }, BOTH(-1) },
+	/* two warning records (TLS 1.3: every alert but close_notify ends
+	 * the session, whatever its level) */
+	[F_ALERT_REPEATED] = { { { 21, "\x01\x5a", 2, 0, 0 },
+				 { 21, "\x01\x5a", 2, 0, 0 }, { -1 } },
+			       { "WA WA after eof", "FA IS" }, BOTH(-1) },
+	[F_ALERT_UNKNOWN_DESC] = { { { 21, "\x02\xfe", 2, 0, 0 }, { -1 } },
+				   BOTH("FA IS"), BOTH(-1) },
+	[F_ALERT_UNKNOWN_LEVEL] = { { { 21, "\x07\x0a", 2, 0, 0 }, { -1 } },
+				    { "WA after eof", "FA IS" }, BOTH(-1) },
+	[F_TAG_FLIPPED] = { { { 23, "tagged", 6, 0, FORGE_BAD_TAG }, { -1 } },
+			    BOTH("DF IS"), BOTH(AL(BAD_RECORD_MAC)) },
+	[F_CUT_VALID_RECORD] = { { { 23, "0123456789abcdef", 16, 0,
+				     FORGE_CUT }, { -1 } },
+				 BOTH("UL IS"), BOTH(-1) },
+	/* a NewSessionTicket in two records */
+	[F_NST_SPLIT] = { { { 22, NST, 10, 0, 0 },
+			    { 22, NST + 10, 13, 0, 0 }, { -1 } },
+			  { "UE UE after eof", "PE after eof" }, BOTH(-1) },
+	/* two NewSessionTickets in one record */
+	[F_NST_COALESCED] = { { { 22, NST NST, 46, 0, 0 }, { -1 } },
+			      { "UE after eof", "PE UE UE eof" },
+			      BOTH(-1) },
+	/* only the 4-byte header in the first record */
+	[F_NST_SPLIT_HEADER] = { { { 22, NST, 4, 0, 0 },
+				   { 22, NST + 4, 19, 0, 0 }, { -1 } },
+				 { "UE RH after eof", "PE after eof" },
+				 BOTH(-1) },
+	/* a KeyUpdate (update_not_requested) in two records: legal; the
+	 * server's "after" then comes under the old keys */
+	[F_KU_SPLIT] = { { { 22, "\x18\x00\x00", 3, 0, 0 },
+			   { 22, "\x01\x00", 2, 0, 0 }, { -1 } },
+			 { "UE UE after eof", "KU" }, BOTH(-1) },
+	/* a NewSessionTicket and a KeyUpdate in one record */
+	[F_NST_THEN_KU] = { { { 22, NST "\x18\x00\x00\x01\x00", 28, 0, 0 },
+			      { -1 } },
+			    { "UE after eof", "PE UE eof" }, BOTH(-1) },
+	/* a handshake message split over two records with data between
+	 * (TLS 1.3 forbids that) */
+	[F_HS_SPLIT_THEN_DATA] = { { { 22, NST, 10, 0, 0 },
+				     { 23, "mid", 3, 0, 0 },
+				     { 22, NST + 10, 13, 0, 0 } },
+				   { "UE mid UE after eof", "UE PE" },
+				   BOTH(-1) },
+	/* TLS 1.3: inner plaintext of zeros only (no content type) */
+	[F_INNER_ALL_ZERO] = { { { 0, "", 0, 16, 0 }, { -1 } },
+			       BOTH("DF IS"), BOTH(AL(BAD_RECORD_MAC)) },
+	/* TLS 1.3: a handshake record of padding only (as F_EMPTY_HS) */
+	[F_PADDING_ONLY_HS] = { { { 22, "", 0, 32, 0 }, { -1 } },
+				BOTH("UE eof"), BOTH(-1) },
+};
+
+/* The reads of a forged case: one per token of want.  Returns the first
+ * error code met (0 if none), for the alert. */
+static int read_tokens(struct fx *fx, gnutls_session_t s, const char *want)
+{
+	static const struct { const char *tok; int rc; } codes[] = {
+		{ "UE", GNUTLS_E_UNEXPECTED_PACKET },
+		{ "UL", GNUTLS_E_UNEXPECTED_PACKET_LENGTH },
+		{ "DF", GNUTLS_E_DECRYPTION_FAILED },
+		{ "RO", GNUTLS_E_RECORD_OVERFLOW },
+		{ "IS", GNUTLS_E_INVALID_SESSION },
+		{ "FA", GNUTLS_E_FATAL_ALERT_RECEIVED },
+		{ "WA", GNUTLS_E_WARNING_ALERT_RECEIVED },
+		{ "PE", GNUTLS_E_PARSING_ERROR },
+		{ "RH", GNUTLS_E_REHANDSHAKE },
+		{ "eof", 0 },
+	};
+	char tok[16], step[48];
+	const char *p = want;
+	int n = 0, first = 0, rc;
+	unsigned i;
+
+	while (sscanf(p, "%15s", tok) == 1) {
+		p = strstr(p, tok) + strlen(tok);
+		snprintf(step, sizeof(step), "read#%d (%s of '%s')", ++n, tok,
+			 want);
+		if (strcmp(tok, "after") == 0 || strcmp(tok, "mid") == 0) {
+			if (expect_str(fx, step, s, tok))
+				break;
+			continue;
+		}
+		if (strcmp(tok, "KU") == 0)	/* a record after a KeyUpdate */
+			rc = kernel_rekey(fx) ? GNUTLS_E_DECRYPTION_FAILED :
+						GNUTLS_E_UNIMPLEMENTED_FEATURE;
+		else {
+			for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+				if (strcmp(tok, codes[i].tok) == 0)
+					break;
+			if (i == sizeof(codes) / sizeof(codes[0])) {
+				fail(fx, "bad token '%s' in the table", tok);
+				break;
+			}
+			rc = codes[i].rc;
+		}
+		if (first == 0 && rc < 0)
+			first = rc;
+		if (expect_recv_rc(fx, step, s, rc))
+			break;
+	}
+	return first;
+}
+
+static void s_forged(struct fx *fx, const struct bcase *c)
+{
+	const struct forged *f = &forged[c->param];
+	int v = fx->o->vers == V13, i, cut = 0;
+	struct peer p = srv_open(fx, SRV_USER);
+	char buf[64];
+	ssize_t ret;
+
+	sync_wait(fx, IO_TIMEOUT_MS);	/* the client is offloaded */
+	srv_send_str(fx, &p, "hello");
+	/* the kernel merges queued data records in one read: the client
+	 * reads "hello" alone first */
+	sync_wait(fx, IO_TIMEOUT_MS);
+	for (i = 0; i < FR_MAX && f->r[i].type >= 0; i++) {
+		forge_send(fx, &p, f->r[i].type, f->r[i].d, f->r[i].len,
+			   f->r[i].pad, f->r[i].flags);
+		cut |= f->r[i].flags & FORGE_CUT;
+	}
+	if (!cut && gnutls_record_send(p.s, "after", 5) == 5)
+		gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	if (f->alert[v] >= 0) {
+		ret = rd(fx, p.s, buf, sizeof(buf));
+		if (expect_rc(fx, "the observer's alert", ret,
+			      GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
+			expect_alert(fx, "alert", p.s, f->alert[v]);
+	}
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_forged(struct fx *fx, const struct bcase *c)
+{
+	const struct forged *f = &forged[c->param];
+	int v = fx->o->vers == V13, ret, err;
+	struct peer p = cli_open(fx, NULL);
+
+	sync_send(fx, SYNC_GO);
+	expect_str(fx, "recv#1", p.s, "hello");
+	sync_send(fx, SYNC_GO);
+	err = read_tokens(fx, p.s, f->want[v]);
+	if (f->alert[v] >= 0) {
+		ret = gnutls_alert_send_appropriate(p.s, err);
+		expect_rc(fx, "gnutls_alert_send_appropriate", ret, 0);
+	}
+	peer_close(&p);
+}
+
+/* Application data of param bytes in one forged record (TLS 1.3: plus
+ * param2 bytes of padding): up to 2^14 it is data, beyond it
+ * RECORD_OVERFLOW and a record_overflow alert back. */
+#define BIG_LEN(param) ((param) & 0xffff)
+#define BIG_PAD(param) ((param) >> 16)
+static void s_forged_big(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	size_t i, n = BIG_LEN(c->param);
+	unsigned char *buf = malloc(n);
+	char rbuf[64];
+	ssize_t ret;
+
+	sync_wait(fx, IO_TIMEOUT_MS);
+	for (i = 0; i < n; i++)
+		buf[i] = pattern(i);
+	srv_send_str(fx, &p, "hello");
+	sync_wait(fx, IO_TIMEOUT_MS);	/* "hello" read alone */
+	forge_send(fx, &p, 23, buf, n,
+		   fx->o->vers == V13 ? BIG_PAD(c->param) : 0, 0);
+	free(buf);
+	if (n + BIG_PAD(c->param) <= MAX_TLS_RECORD)
+		srv_send_str(fx, &p, "after");
+	else {
+		ret = rd(fx, p.s, rbuf, sizeof(rbuf));
+		if (expect_rc(fx, "the observer's alert", ret,
+			      GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
+			expect_alert(fx, "alert", p.s,
+				     GNUTLS_A_RECORD_OVERFLOW);
+	}
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_forged_big(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	size_t i, n = BIG_LEN(c->param);
+	size_t pad = fx->o->vers == V13 ? BIG_PAD(c->param) : 0;
+	unsigned char *want = malloc(n + 5);
+	int ret;
+
+	sync_send(fx, SYNC_GO);
+	for (i = 0; i < n; i++)
+		want[i] = pattern(i);
+	memcpy(want + n, "after", 5);
+	expect_str(fx, "recv#1", p.s, "hello");
+	sync_send(fx, SYNC_GO);
+	if (n + pad <= MAX_TLS_RECORD) {
+		/* the kernel may merge it with "after" in one read */
+		expect_data(fx, "recv#2 (the big record, then 'after')", p.s,
+			    want, n + 5);
+	} else {
+		expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_RECORD_OVERFLOW);
+		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+		ret = gnutls_alert_send_appropriate(p.s,
+						   GNUTLS_E_RECORD_OVERFLOW);
+		expect_rc(fx, "gnutls_alert_send_appropriate", ret, 0);
+	}
+	free(want);
+	peer_close(&p);
+}
+
+/* Every content type 0..255 but alert, handshake and application data,
+ * one forged record of one byte each, then a marker.  TLS 1.3: all on one
+ * connection (the record is dropped, the session goes on).  TLS 1.2: a
+ * type other than change_cipher_spec and heartbeat ends the session, so
+ * each type gets its own (resumed) connection. */
+/* 0 is left to the unexpected-type-0 case: TLS 1.3 cannot express it
+ * with content (the type is the last non-zero byte), and under TLS 1.2
+ * the kernel refuses it (known_diff there) */
+static int type_skipped(unsigned t, unsigned vers)
+{
+	(void)vers;
+	return t == 0 || t == 21 || t == 22 || t == 23;
+}
+
+static int type_survives(unsigned t, unsigned vers)
+{
+	return vers == V13 || t == 20 || t == 24;
+}
+
+static void s_all_types(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = { NULL, -1 };
+	unsigned t;
+	char mark[16];
+
+	(void)c;
+	for (t = 0; t < 256; t++) {
+		if (type_skipped(t, fx->o->vers))
+			continue;
+		if (p.s == NULL) {
+			p = srv_open(fx, SRV_USER | SRV_TICKETS);
+			sync_wait(fx, IO_TIMEOUT_MS);
+		}
+		forge_send(fx, &p, (unsigned char)t, "x", 1, 0, 0);
+		snprintf(mark, sizeof(mark), "after-%u", t);
+		if (type_survives(t, fx->o->vers))
+			srv_send_str(fx, &p, mark);
+		else {
+			sync_wait(fx, IO_TIMEOUT_MS);	/* client done */
+			peer_close(&p);
+		}
+	}
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	peer_close(&p);
+}
+
+static void c_all_types(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = { NULL, -1 };
+	gnutls_datum_t sd = { NULL, 0 };
+	unsigned t, bad = 0;
+	char mark[16], step[48];
+
+	(void)c;
+	for (t = 0; t < 256 && !bad; t++) {
+		if (type_skipped(t, fx->o->vers))
+			continue;
+		if (p.s == NULL) {
+			p = cli_open(fx, sd.data ? &sd : NULL);
+			if (fx->failed)
+				break;
+			if (sd.data == NULL &&
+			    gnutls_session_get_data2(p.s, &sd) < 0)
+				fail(fx, "gnutls_session_get_data2");
+			sync_send(fx, SYNC_GO);
+		}
+		snprintf(step, sizeof(step), "type %u", t);
+		bad |= expect_recv_rc(fx, step, p.s, GNUTLS_E_UNEXPECTED_PACKET);
+		snprintf(mark, sizeof(mark), "after-%u", t);
+		snprintf(step, sizeof(step), "after type %u", t);
+		if (type_survives(t, fx->o->vers))
+			bad |= expect_str(fx, step, p.s, mark);
+		else {
+			bad |= expect_recv_rc(fx, step, p.s,
+					      GNUTLS_E_INVALID_SESSION);
+			peer_close(&p);
+			sync_send(fx, SYNC_GO);
+		}
+	}
+	gnutls_free(sd.data);
+	peer_close(&p);
+}
+
+/* Every handshake message type that is illegal after the handshake, one
+ * forged record each (a 4-byte body), then a marker; GnuTLS drops each
+ * with UNEXPECTED_PACKET and goes on.  Not sent: TLS 1.3 NewSessionTicket
+ * and KeyUpdate (legal), TLS 1.2 HelloRequest (renegotiation, its own
+ * case). */
+static int hs_skipped(unsigned t, unsigned vers)
+{
+	/* TLS 1.2 type 24: its own case (tls12-handshake-type-24) */
+	return vers == V13 ? (t == 4 || t == 24) : (t == 0 || t == 24);
+}
+
+static void s_all_hs_types(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = srv_open(fx, SRV_USER);
+	unsigned char msg[8] = { 0, 0, 0, 4, 1, 2, 3, 4 };
+	unsigned t;
+	char mark[16];
+
+	(void)c;
+	sync_wait(fx, IO_TIMEOUT_MS);
+	for (t = 0; t < 256; t++) {
+		if (hs_skipped(t, fx->o->vers))
+			continue;
+		msg[0] = (unsigned char)t;
+		forge_send(fx, &p, 22, msg, sizeof(msg), 0, 0);
+		snprintf(mark, sizeof(mark), "after-%u", t);
+		srv_send_str(fx, &p, mark);
+	}
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+static void c_all_hs_types(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = cli_open(fx, NULL);
+	unsigned t;
+	char mark[16], step[48];
+
+	(void)c;
+	sync_send(fx, SYNC_GO);
+	for (t = 0; t < 256; t++) {
+		if (hs_skipped(t, fx->o->vers))
+			continue;
+		snprintf(step, sizeof(step), "handshake type %u", t);
+		if (expect_recv_rc(fx, step, p.s, GNUTLS_E_UNEXPECTED_PACKET))
+			break;
+		snprintf(mark, sizeof(mark), "after-%u", t);
+		snprintf(step, sizeof(step), "after handshake type %u", t);
+		if (expect_str(fx, step, p.s, mark))
+			break;
+	}
+	peer_close(&p);
+}
+
+/* ------------------------------------------------------------------ */
 /* cases: renegotiation, tickets, key updates */
 
 static void s_renegotiation(struct fx *fx, const struct bcase *c)
@@ -1728,6 +2227,132 @@ static const struct bcase cases[] = {
 	{ "key-update-after-truncated", V13, s_ku_malformed, c_ku_malformed,
 	  KU_AFTER_OTHER, SAME, NULL, "a message whose length runs into "
 	  "the KeyUpdate: UNEXPECTED_PACKET_LENGTH" },
+	/* --- forged records (userspace server, its own keys): lengths,
+	 *     types and contents GnuTLS never sends; the observer answers a
+	 *     fatal error with gnutls_alert_send_appropriate() and the
+	 *     server must receive that alert --- */
+	{ "every-content-type", VBOTH, s_all_types, c_all_types, 0, SAME, NULL,
+	  "every content type 0..255 but 21-23 (1.3: and 0), 1 byte: "
+	  "UNEXPECTED_PACKET; 1.3 and 1.2 types 20/24: data goes on, else "
+	  "INVALID_SESSION (a new connection per type)" },
+	{ "every-post-handshake-hs-type", VBOTH, s_all_hs_types,
+	  c_all_hs_types, 0, SAME, NULL, "every illegal post-handshake "
+	  "handshake type 0..255: UNEXPECTED_PACKET, data goes on" },
+	/* known_diff (kernel >= 6.14): see key-update-split */
+	{ "tls12-handshake-type-24", V12, s_hs_after_hs, c_hs_after_hs, 24,
+	  KD_V12 | KD_REKEY_KERNEL, "KTLS on kernels >= 6.14: the kernel "
+	  "takes it for a KeyUpdate and stops reading: PULL_ERROR",
+	  "TLS 1.2 handshake record of type 24 (KeyUpdate does not exist "
+	  "in 1.2): UNEXPECTED_PACKET, data" },
+	{ "zero-length-ccs", VBOTH, s_forged, c_forged, F_EMPTY_CCS, SAME,
+	  NULL, "empty change_cipher_spec record: UNEXPECTED_PACKET, data" },
+	{ "zero-length-alert", VBOTH, s_forged, c_forged, F_EMPTY_ALERT, SAME,
+	  NULL, "empty alert record: UNEXPECTED_PACKET_LENGTH, "
+	  "INVALID_SESSION; decode_error sent" },
+	/* known_diff (userspace loses data): TLS 1.3, userspace GnuTLS 3.7.9
+	 * (and the KTLS generic path) report UNEXPECTED_PACKET and lose the
+	 * data record that follows; the KTLS data fast path skips the empty
+	 * record and delivers the data */
+	{ "zero-length-handshake", VBOTH, s_forged, c_forged, F_EMPTY_HS,
+	  KD_V13 | KD_BIG_RBUF, "TLS 1.3 KTLS: 'after' arrives; userspace: "
+	  "UNEXPECTED_PACKET and 'after' is lost",
+	  "empty handshake record: 1.2 skipped; 1.3 UNEXPECTED_PACKET and "
+	  "the next data lost (userspace)" },
+	{ "zero-length-appdata", VBOTH, s_forged, c_forged, F_EMPTY_APPDATA,
+	  SAME, NULL, "empty application data record: skipped, data, EOF" },
+	{ "zero-length-heartbeat", VBOTH, s_forged, c_forged,
+	  F_EMPTY_HEARTBEAT, SAME, NULL,
+	  "empty heartbeat record: UNEXPECTED_PACKET, data" },
+	{ "zero-length-type-99", VBOTH, s_forged, c_forged, F_EMPTY_99, SAME,
+	  NULL, "empty record of type 99: UNEXPECTED_PACKET, then data "
+	  "(1.2: INVALID_SESSION)" },
+	{ "alert-truncated", VBOTH, s_forged, c_forged, F_ALERT_SHORT, SAME,
+	  NULL, "alert of 1 byte: UNEXPECTED_PACKET_LENGTH; decode_error sent" },
+	{ "alert-oversized", VBOTH, s_forged, c_forged, F_ALERT_LONG, SAME,
+	  NULL, "alert of 3 bytes: UNEXPECTED_PACKET_LENGTH; decode_error sent" },
+	{ "alert-two-in-one-record", VBOTH, s_forged, c_forged,
+	  F_ALERT_TWO_IN_ONE, SAME, NULL, "two alerts in one record: "
+	  "UNEXPECTED_PACKET_LENGTH; decode_error sent" },
+	{ "alert-repeated", VBOTH, s_forged, c_forged, F_ALERT_REPEATED, SAME,
+	  NULL, "two warning user_canceled records: WARNING_ALERT_RECEIVED "
+	  "twice" },
+	{ "alert-unknown-description", VBOTH, s_forged, c_forged,
+	  F_ALERT_UNKNOWN_DESC, SAME, NULL,
+	  "fatal alert 254: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	{ "alert-unknown-level", VBOTH, s_forged, c_forged,
+	  F_ALERT_UNKNOWN_LEVEL, SAME, NULL,
+	  "alert level 7: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	/* known_diff (kernel): after a record fails authentication the
+	 * kernel aborts the socket (EBADMSG on every later call), so the
+	 * bad_record_mac alert RFC 8446 6.2 asks for cannot be sent:
+	 * gnutls_alert_send_appropriate() fails (with DECRYPTION_FAILED, the
+	 * send's EBADMSG mapped as for a receive) and the peer sees the
+	 * connection fail (PULL_ERROR) instead of the alert */
+	{ "tag-flipped", VBOTH, s_forged, c_forged, F_TAG_FLIPPED, KD_BOTH,
+	  "KTLS: no bad_record_mac alert can be sent after EBADMSG (the "
+	  "kernel aborts the socket); the peer gets PULL_ERROR",
+	  "a valid record with one tag bit flipped: DECRYPTION_FAILED; "
+	  "bad_record_mac sent" },
+	{ "eof-mid-valid-record", VBOTH, s_forged, c_forged,
+	  F_CUT_VALID_RECORD, SAME, NULL,
+	  "half of a valid record, FIN: UNEXPECTED_PACKET_LENGTH" },
+	{ "nst-split", VBOTH, s_forged, c_forged, F_NST_SPLIT, SAME, NULL,
+	  "NewSessionTicket in 2 records: 1.3 taken, data; 1.2 "
+	  "UNEXPECTED_PACKET" },
+	{ "nst-coalesced", VBOTH, s_forged, c_forged, F_NST_COALESCED, SAME,
+	  NULL, "two NewSessionTickets in 1 record: 1.3 taken, data" },
+	{ "nst-split-after-header", VBOTH, s_forged, c_forged,
+	  F_NST_SPLIT_HEADER, SAME, NULL,
+	  "NewSessionTicket: header, then body in the next record" },
+	/* known_diff (kernel >= 6.14): the kernel takes any handshake
+	 * record that starts with byte 24 for a whole KeyUpdate and stops
+	 * reading (EKEYEXPIRED) until it gets new keys -- also under TLS
+	 * 1.2, which has no KeyUpdate.  A KeyUpdate split over two records
+	 * (legal, RFC 8446 5.1) then can never be completed: the read fails
+	 * with PULL_ERROR (EKEYEXPIRED), where userspace gives
+	 * DECRYPTION_FAILED (1.3: the next record is under the old keys) or
+	 * UNEXPECTED_PACKET and data (1.2) */
+	{ "key-update-split", VBOTH, s_forged, c_forged, F_KU_SPLIT,
+	  KD_BOTH | KD_REKEY_KERNEL, "KTLS on kernels >= 6.14: PULL_ERROR "
+	  "(the kernel waits for new keys after the first part)", "KeyUpdate in 2 records: taken (next record under the old "
+	  "keys: DECRYPTION_FAILED; KTLS on kernel < 6.14: "
+	  "UNIMPLEMENTED_FEATURE)" },
+	{ "nst-and-key-update-coalesced", VBOTH, s_forged, c_forged,
+	  F_NST_THEN_KU, SAME, NULL, "NewSessionTicket + KeyUpdate in one "
+	  "record: both taken, as key-update-split" },
+	/* known_diff (LIBRARY BUG, see tests/README.md): TLS 1.3, KTLS
+	 * data fast path only: a data record while a handshake message is
+	 * incomplete is handed to the application ("mid"), where RFC 8446
+	 * 5.1 and userspace GnuTLS say UNEXPECTED_PACKET; the fast path
+	 * (_gnutls_ktls_recv_data) skips the record layer's checks */
+	{ "handshake-interleaved-with-data", VBOTH, s_forged, c_forged,
+	  F_HS_SPLIT_THEN_DATA, KD_V13 | KD_BIG_RBUF, "BUG: TLS 1.3 KTLS fast "
+	  "path: the data record 'mid' inside a split handshake message is "
+	  "delivered; userspace: UNEXPECTED_PACKET",
+	  "half a NewSessionTicket, a data record, the rest: "
+	  "UNEXPECTED_PACKET (1.2: UE, 'mid', UE)" },
+	/* known_diff (kernel): as tag-flipped (the kernel reports EBADMSG) */
+	{ "tls13-inner-plaintext-all-zero", V13, s_forged, c_forged,
+	  F_INNER_ALL_ZERO, KD_V13, "KTLS: no alert after EBADMSG, as "
+	  "tag-flipped", "TLS 1.3 record of zeros only (no content "
+	  "type): DECRYPTION_FAILED (GnuTLS); bad_record_mac sent" },
+	/* known_diff: as zero-length-handshake */
+	{ "tls13-padding-only-handshake", V13, s_forged, c_forged,
+	  F_PADDING_ONLY_HS, KD_V13 | KD_BIG_RBUF, "KTLS: 'after' arrives; userspace: "
+	  "UNEXPECTED_PACKET and 'after' is lost",
+	  "TLS 1.3 handshake record of padding only: as zero-length-"
+	  "handshake" },
+	{ "appdata-max-size", VBOTH, s_forged_big, c_forged_big, 16384, SAME,
+	  NULL, "one record of 2^14 bytes of data: received whole" },
+	{ "appdata-max-plus-1", VBOTH, s_forged_big, c_forged_big, 16385,
+	  SAME, NULL, "one record of 2^14 + 1 bytes of data: RECORD_OVERFLOW; "
+	  "record_overflow sent" },
+	{ "tls13-appdata-max-with-padding", V13, s_forged_big, c_forged_big,
+	  16000 | (384 << 16), SAME, NULL,
+	  "16000 bytes + 384 padding (= 2^14): received whole" },
+	{ "tls13-appdata-padding-overflow", V13, s_forged_big, c_forged_big,
+	  16000 | (385 << 16), SAME, NULL, "16000 bytes + 385 padding: "
+	  "RECORD_OVERFLOW; record_overflow sent" },
 	{ "renegotiation", V12, s_renegotiation, c_renegotiation, 0, SAME, NULL,
 	  "HelloRequest: REHANDSHAKE; handshake: 0 (user) / "
 	  "UNIMPLEMENTED_FEATURE + warning no_renegotiation (ktls)" },
@@ -1934,6 +2559,20 @@ static int run_case(const struct opts *o, const struct bcase *c)
 	return res;
 }
 
+/* NAME in the comma-separated list */
+static int name_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
 static int uname_rekey(void)
 {
 	struct utsname u;
@@ -2059,7 +2698,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < NCASES; i++) {
 		int r;
 
-		if (strcmp(name, "all") != 0 && strcmp(name, cases[i].name) != 0)
+		if (strcmp(name, "all") != 0 && !name_listed(name, cases[i].name))
 			continue;
 		ran++;
 		r = run_case(&o, &cases[i]);
