@@ -54,6 +54,7 @@ static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel);
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -645,6 +646,7 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 {
 	record_parameters_st *params;
 	off_t pos = offset ? *offset : 0;
+	bool from_pipe = false;
 	size_t sent = 0;
 	ssize_t ret;
 
@@ -668,21 +670,36 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 		return ret;
 
 	while (sent < count) {
-		/* sendfile moves at most 0x7ffff000 bytes per call */
-		ret = sendfile(ktls_fd(session, GNUTLS_KTLS_SEND), fd,
-			       offset ? &pos : NULL,
-			       MIN(count - sent, (size_t)0x7ffff000));
+		/* sendfile moves at most 0x7ffff000 bytes per call; a pipe
+		 * (which sendfile does not read) is spliced: what the socket
+		 * does not take stays in the pipe */
+		if (from_pipe)
+			ret = splice(fd, NULL, ktls_fd(session, GNUTLS_KTLS_SEND),
+				     NULL, MIN(count - sent, (size_t)0x7ffff000),
+				     0);
+		else
+			ret = sendfile(ktls_fd(session, GNUTLS_KTLS_SEND), fd,
+				       offset ? &pos : NULL,
+				       MIN(count - sent, (size_t)0x7ffff000));
 		if (ret == 0)
 			break;	/* end of file */
 		if (ret < 0) {
 			int err = errno;
+			struct stat st;
 
+			if (err == EINVAL && !from_pipe && !offset &&
+			    sent == 0 && fstat(fd, &st) == 0 &&
+			    S_ISFIFO(st.st_mode)) {
+				from_pipe = true;
+				continue;
+			}
 			if (sent > 0)
 				break;	/* report what went; the error repeats */
 			if (err == EINVAL || err == EBADF || err == ESPIPE ||
 			    err == EOVERFLOW)
 				return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
-			return ktls_tx_error(session, err, "sendfile");
+			return ktls_tx_error(session, err,
+					     from_pipe ? "splice" : "sendfile");
 		}
 		sent += ret;
 	}
@@ -851,6 +868,16 @@ int _gnutls_ktls_recv_done(gnutls_session_t session)
 	return 0;
 }
 
+/* Whether data records may skip the record layer (data fast path,
+ * recv_file's splice): not while a handshake message is incomplete, since
+ * application data must not come between its parts (RFC 8446, 5.1): the
+ * generic path then reports the data record as unexpected. */
+static bool ktls_rx_data_direct(gnutls_session_t session)
+{
+	return session->internals.handshake_recv_buffer_size == 0 &&
+	    session->internals.handshake_header_recv_buffer.length == 0;
+}
+
 /* Application data straight into the caller's buffer.  Returns the bytes
  * received, a temporary error, or 0 when anything else arrived (a
  * control record or an error): it is then kept for
@@ -864,7 +891,8 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
 	content_type_t type;
 	ssize_t ret;
 
-	if (data_size < KTLS_MAX_PLAINTEXT || k->rx_stash || k->rx_stash_err)
+	if (data_size < KTLS_MAX_PLAINTEXT || k->rx_stash || k->rx_stash_err ||
+	    !ktls_rx_data_direct(session))
 		return 0;
 
 	ret = _gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params);
@@ -933,6 +961,7 @@ static bool ktls_can_splice(gnutls_session_t session)
 	    !session->internals.may_not_read &&
 	    _gnutls_record_buffer_get_size(session) == 0 &&
 	    k->rx_stash == NULL && k->rx_stash_err == 0 &&
+	    ktls_rx_data_direct(session) &&
 	    _gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) == 0 &&
 	    params->epoch == k->rx_epoch;
 }
