@@ -31,7 +31,8 @@
  *
  *   bulk      the client sends --size bytes in --chunk writes
  *             (gnutls_record_send / SSL_write); the server reads them
- *             with a buffer of max(--chunk, 16 KiB)
+ *             with a buffer of max(--chunk, 16 KiB).  --cork N (GnuTLS):
+ *             gnutls_record_cork() around every N writes
  *   sendfile  the client sends a --size file from the page cache
  *             (gnutls_record_send_file; OpenSSL: SSL_sendfile under KTLS,
  *             read()+SSL_write() in --chunk pieces otherwise)
@@ -131,6 +132,7 @@ static struct {
 	const char *cert, *key, *label, *tmpdir;
 	int verify;
 	int splice;		/* afalg: splice the plaintext in */
+	unsigned cork;		/* bulk, GnuTLS: cork this many chunks */
 } o = {.chunk = 16384, .msg = 64, .count = 2000, .size = 32 << 20 };
 
 /* What each side measured in the data phase. */
@@ -512,13 +514,27 @@ static void client(int fd)
 	switch (o.mode) {
 	case M_BULK:
 		snprintf(me.path, sizeof(me.path), "send");
-		for (uint64_t p = 0; p < o.size && !me.failed;) {
+		int corking = o.cork > 1 && !o.openssl && !o.plain;
+		if (corking)
+			snprintf(me.path, sizeof(me.path), "send x%u corked",
+				 o.cork);
+		for (uint64_t p = 0, i = 0; p < o.size && !me.failed; i++) {
 			size_t n = o.size - p < o.chunk ? o.size - p : o.chunk;
 			if (o.verify)
 				fill(buf, n, p);
+			if (corking && i % o.cork == 0)
+				gnutls_record_cork(c.gs);
 			if (send_all(&c, buf, n) < 0)
 				break;
 			p += n;
+			if (corking && (i % o.cork == o.cork - 1 || p == o.size)) {
+				int r = gnutls_record_uncork(c.gs,
+							     GNUTLS_RECORD_WAIT);
+				if (r < 0) {
+					fail("uncork: %s", gnutls_strerror(r));
+					break;
+				}
+			}
 		}
 		break;
 	case M_SENDFILE:
@@ -737,7 +753,7 @@ static void usage(void)
 		"  --mode bulk|sendfile|recvfile|rr|afalg [--size BYTES] "
 		"[--chunk BYTES]\n"
 		"  [--msg BYTES] [--count N] --cert PEM --key PEM "
-		"[--tmpdir DIR] [--label S] [--verify] [--splice]\n"
+		"[--tmpdir DIR] [--label S] [--verify] [--splice] [--cork N]\n"
 		"sizes take K and M suffixes\n");
 	exit(2);
 }
@@ -776,6 +792,7 @@ int main(int argc, char **argv)
 		{ "cert", 1, 0, 'C' }, { "key", 1, 0, 'K' },
 		{ "label", 1, 0, 'L' }, { "tmpdir", 1, 0, 'T' },
 		{ "verify", 0, 0, 'v' }, { "splice", 0, 0, 'S' },
+		{ "cork", 1, 0, 'k' + 256 },
 		{ 0, 0, 0, 0 }
 	};
 	int ch, sv[2], pfd[2], lfd, cfd;
@@ -855,6 +872,9 @@ int main(int argc, char **argv)
 		case 'S':
 			o.splice = 1;
 			break;
+		case 'k' + 256:
+			o.cork = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			usage();
 		}
@@ -928,12 +948,13 @@ report:;
 		el = me.t1 - me.t0;
 	printf("{\"label\":\"%s\",\"lib\":\"%s\",\"ktls_req\":%d,"
 	       "\"tls\":\"1.%d\",\"cipher\":\"%s\",\"mode\":\"%s\","
-	       "\"size\":%" PRIu64 ",\"chunk\":%zu,\"msg\":%zu,\"count\":%lu,"
+	       "\"size\":%" PRIu64 ",\"chunk\":%zu,\"cork\":%u,"
+	       "\"msg\":%zu,\"count\":%lu,"
 	       "\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"mbps\":%.3f,",
 	       o.label, o.plain ? "plain" : o.openssl ? "openssl" : "gnutls",
 	       o.ktls,
 	       o.tls12 ? 2 : 3, o.c->name, mode_names[o.mode], o.size,
-	       o.chunk, o.msg, o.count, bytes, el,
+	       o.chunk, o.cork, o.msg, o.count, bytes, el,
 	       el > 0 ? bytes / el / 1e6 : 0.0);
 	if (o.mode == M_RR)
 		printf("\"latency_us\":%.3f,\"tps\":%.1f,",
