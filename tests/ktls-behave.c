@@ -58,6 +58,8 @@
  *   --kernel-rekey   whether the kernel can take new TLS 1.3 keys (Linux
  *                    >= 6.14); auto (default) looks at uname -r
  *   --rbuf           buffer size of the client's gnutls_record_recv calls
+ *   --reader file    the client reads with gnutls_record_recv_file() into
+ *                    a file instead (then reads the file back)
  *                    where a case does not fix it (default 65536: the KTLS
  *                    data fast path; 100 exercises the generic path)
  *
@@ -121,6 +123,7 @@ struct opts {
 	int observer_user;
 	int kernel_rekey;
 	size_t rbuf;
+	int reader_file;	/* --reader file: gnutls_record_recv_file */
 	int strict;
 	int verbose;
 };
@@ -537,11 +540,25 @@ static void peer_close(struct peer *p)
  * after a post-handshake message or an empty record). */
 static ssize_t rd(struct fx *fx, gnutls_session_t s, void *buf, size_t n)
 {
+	static FILE *scratch;	/* --reader file: where recv_file writes */
 	ssize_t ret;
 	int again = 0;
 
 	do {
-		ret = gnutls_record_recv(s, buf, n);
+		if (fx->o->reader_file) {
+			off_t off = 0;
+
+			if (!scratch && !(scratch = tmpfile()))
+				die(fx, "tmpfile: %s", strerror(errno));
+			ret = gnutls_record_recv_file(s, fileno(scratch), &off,
+						      n);
+			if (ret > 0 && (off != ret ||
+			    pread(fileno(scratch), buf, ret, 0) != ret))
+				die(fx, "recv_file returned %zd, offset %lld",
+				    ret, (long long)off);
+		} else {
+			ret = gnutls_record_recv(s, buf, n);
+		}
 	} while ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
 		 ++again < 64);
 	if (again)
@@ -1926,8 +1943,9 @@ static void usage(FILE *f)
 		"Usage: ktls-behave --case NAME|all [--tls12|--tls13]\n"
 		"                   [--observer ktls|user] "
 		"[--kernel-rekey yes|no|auto]\n"
-		"                   [--rbuf BYTES] [--strict] [--verbose] "
-		"[--list]\n");
+		"                   [--rbuf BYTES] [--reader recv|file] "
+		"[--strict]\n"
+		"                   [--verbose] [--list]\n");
 }
 
 int main(int argc, char **argv)
@@ -1939,6 +1957,7 @@ int main(int argc, char **argv)
 		{ "observer", required_argument, NULL, 'o' },
 		{ "kernel-rekey", required_argument, NULL, 'k' },
 		{ "rbuf", required_argument, NULL, 'b' },
+		{ "reader", required_argument, NULL, 'r' },
 		{ "strict", no_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "list", no_argument, NULL, 'l' },
@@ -1982,6 +2001,14 @@ int main(int argc, char **argv)
 		case 'b':
 			o.rbuf = strtoul(optarg, NULL, 10);
 			if (o.rbuf == 0 || o.rbuf > (1u << 24))
+				return usage(stderr), 2;
+			break;
+		case 'r':
+			if (strcmp(optarg, "file") == 0)
+				o.reader_file = 1;
+			else if (strcmp(optarg, "recv") == 0)
+				o.reader_file = 0;
+			else
 				return usage(stderr), 2;
 			break;
 		case 's':

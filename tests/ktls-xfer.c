@@ -95,6 +95,10 @@
  * deliberately not page aligned. */
 #define FILE_START 12345
 
+#ifndef MIN
+# define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+
 #define DIR_C2S 1
 #define DIR_S2C 2
 
@@ -122,6 +126,11 @@ enum { T_INT, T_INT2, T_PTR, T_CUSTOM };
 enum { KU_OK, KU_ERROR };
 
 static const char *const mode_choices[] = { "send", "sendfile", NULL };
+/* --recv-mode: gnutls_record_recv, or _recv_file into a file or a pipe */
+enum { RM_RECV, RM_FILE, RM_PIPE };
+static const char *const recv_mode_choices[] = {
+	"recv", "file", "pipe", NULL
+};
 static const char *const offset_choices[] = { "ptr", "null", NULL };
 static const char *const dir_choices[] = { "c2s", "s2c", "both", NULL };
 /* index == gnutls_transport_ktls_enable_flags_t */
@@ -151,7 +160,7 @@ static const struct cipher_desc ciphers[] = {
 };
 
 #define N_CIPHERS (sizeof(ciphers) / sizeof(ciphers[0]))
-#define N_OPTDEFS 30
+#define N_OPTDEFS 36
 
 struct opts {
 	/* set by the option table */
@@ -182,6 +191,12 @@ struct opts {
 	int ku_peer;
 	int expect_ku;
 	uint64_t ku_pace;
+	int recv_mode;
+	int recv_offset_null;
+	const char *recv_dir;
+	int expect_file_error;
+	int recv_append;
+	int flag_ktls;
 	/* derived */
 	unsigned char seen[N_OPTDEFS];
 	gnutls_protocol_t version;
@@ -209,6 +224,7 @@ struct xstats {
 	uint64_t ku_fail;	/* ... and failures */
 	int ku_err;		/* the last failure */
 	uint64_t ph_msgs;	/* TLS 1.3 tickets and KeyUpdates received */
+	uint64_t file_err;	/* gnutls_record_recv_file: GNUTLS_E_FILE_ERROR */
 };
 
 /* Everything one side reports; the server sends it through a pipe. */
@@ -516,6 +532,27 @@ static const struct optdef optdefs[N_OPTDEFS] = {
 	       "the session stays usable"),
 	SIZE("ku-pace", ku_pace, 0, 60000, "MS",
 	     "min. time between key updates (300)"),
+	CHOICE("recv-mode", recv_mode, recv_mode_choices,
+	       "receive with gnutls_record_recv\n"
+	       "(default), or gnutls_record_recv_file\n"
+	       "into a file or a pipe"),
+	CHOICE("recv-offset", recv_offset_null, offset_choices,
+	       "--recv-mode file: offset argument\n"
+	       "(default ptr; the file position must\n"
+	       "stay) or NULL (it must advance)"),
+	STR("recv-dir", recv_dir, "DIR",
+	    "--recv-mode file: where the file is\n(default $TMPDIR)"),
+	FLAG("flag-ktls", flag_ktls,
+	     "both sides: gnutls_init() with\nGNUTLS_ENABLE_KTLS"),
+	FLAG("recv-append", recv_append,
+	     "--recv-mode file --recv-offset null:\n"
+	     "the file is opened O_APPEND (which\n"
+	     "splice(2) refuses)"),
+	FLAG("expect-file-error", expect_file_error,
+	     "--recv-mode file: require\n"
+	     "GNUTLS_E_FILE_ERROR with ENOSPC (a full\n"
+	     "--recv-dir), then receive the rest with\n"
+	     "gnutls_record_recv: no byte may be lost"),
 	OPT("help", O_HELP, quiet, NULL, 0, 0, "", "this help"),
 };
 
@@ -691,6 +728,13 @@ static int check_opts(struct opts *o)
 	    o->ku_every == 0)
 		return usage_error("--key-update-peer, --expect-ku and "
 				   "--ku-pace go with --key-update");
+	if (o->recv_append && !o->recv_offset_null)
+		return usage_error("--recv-append needs --recv-offset null");
+	if ((SEEN(o, recv_offset_null) || o->recv_dir ||
+	     o->expect_file_error) && o->recv_mode != RM_FILE)
+		return usage_error("--recv-offset, --recv-dir and "
+				   "--expect-file-error go with "
+				   "--recv-mode file");
 	if (o->gen_file && o->dirs == (DIR_C2S | DIR_S2C))
 		return usage_error("--gen-file needs --dir c2s or s2c");
 	return 0;
@@ -1040,7 +1084,8 @@ static int session_open(gnutls_session_t *ps, int *wfd, enum role role,
 	ssize_t ret = -1;
 
 	CHECK(gnutls_init(&s, (role == SERVER ? GNUTLS_SERVER : GNUTLS_CLIENT)
-			  | (o->nonblock ? GNUTLS_NONBLOCK : 0)));
+			  | (o->nonblock ? GNUTLS_NONBLOCK : 0)
+			  | (o->flag_ktls ? GNUTLS_ENABLE_KTLS : 0)));
 	ret = gnutls_priority_set_direct(s, o->prio, &err);
 	if (ret < 0) {
 		ret = fail("%s: priority '%s' rejected at '%s': %s",
@@ -1338,6 +1383,167 @@ static int xfer_send(struct xfer *x)
 	return send_bye(x);
 }
 
+/* --recv-mode pipe: the pipe's reader hashes what comes out of it. */
+struct pipe_reader {
+	struct xfer *x;
+	int fd;
+	gnutls_hash_hd_t h;
+	uint64_t bytes;
+	int ret;
+};
+
+static void *pipe_reader(void *arg)
+{
+	struct pipe_reader *pr = arg;
+	uint8_t buf[GEN_BUF];
+	ssize_t n;
+
+	while ((n = read(pr->fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			pr->ret = fail("%s: reading the pipe: %s", pr->x->who,
+				       strerror(errno));
+			break;
+		}
+		if (hash_update(pr->x, pr->h, buf, n) < 0) {
+			pr->ret = -1;
+			break;
+		}
+		pr->bytes += n;
+	}
+	return NULL;
+}
+
+/* Hash [start, start + len) of fd, which must end there. */
+static int hash_file(struct xfer *x, gnutls_hash_hd_t h, int fd, off_t start,
+		     uint64_t len)
+{
+	uint8_t buf[GEN_BUF];
+	struct stat sb;
+	ssize_t n;
+
+	if (fstat(fd, &sb) < 0 ||
+	    (uint64_t)sb.st_size != (len ? start + len : 0))
+		return fail("%s %s: the file has %lld bytes, expected %llu",
+			    x->who, x->dir, (long long)sb.st_size,
+			    (unsigned long long)(len ? start + len : 0));
+	while (len > 0) {
+		n = pread(fd, buf, MIN(len, sizeof(buf)), start);
+		if (n <= 0)
+			return fail("%s: pread: %s", x->who,
+				    n ? strerror(errno) : "EOF");
+		if (hash_update(x, h, buf, n) < 0)
+			return -1;
+		start += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* gnutls_record_recv_file() until close_notify (*eof set) or, with
+ * --expect-file-error, the first GNUTLS_E_FILE_ERROR.  Checks that the
+ * offset or the file position advanced exactly as reported and hashes
+ * what arrived in the file or the pipe. */
+static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
+{
+	const struct opts *o = x->o;
+	int pipe_mode = o->recv_mode == RM_PIPE;
+	int use_off = !pipe_mode && !o->recv_offset_null;
+	/* the offset starts elsewhere than the file position */
+	off_t start = use_off ? FILE_START : o->recv_append ? 0 : 123;
+	off_t off = start, fpos, now;
+	struct pipe_reader pr = { .x = x, .h = h };
+	pthread_t thr;
+	char path[4096];
+	int fd, pfd[2], ret = 0;
+	uint64_t bytes = 0;
+	ssize_t n;
+
+	if (pipe_mode) {
+		if (pipe(pfd) < 0)
+			return fail("%s: pipe: %s", x->who, strerror(errno));
+		pr.fd = pfd[0];
+		fd = pfd[1];
+		if (pthread_create(&thr, NULL, pipe_reader, &pr) != 0)
+			return fail("%s: pthread_create failed", x->who);
+	} else {
+		snprintf(path, sizeof(path), "%s/ktls-xfer-recv.XXXXXX",
+			 o->recv_dir ? o->recv_dir : o->tmpdir);
+		fd = mkstemp(path);
+		if (fd < 0)
+			return fail("%s: mkstemp %s: %s", x->who, path,
+				    strerror(errno));
+		unlink(path);
+		if (lseek(fd, use_off ? 77 : start, SEEK_SET) < 0)
+			return fail("%s: lseek: %s", x->who, strerror(errno));
+		if (o->recv_append && fcntl(fd, F_SETFL, O_APPEND) < 0)
+			return fail("%s: O_APPEND: %s", x->who, strerror(errno));
+	}
+	fpos = lseek(fd, 0, SEEK_CUR);
+
+	*eof = 0;
+	for (;;) {
+		errno = 0;
+		do
+			n = gnutls_record_recv_file(x->session, fd,
+						    use_off ? &off : NULL,
+						    o->chunk);
+		while (retry(x, &n, "gnutls_record_recv_file", POLLIN));
+		if (n == 0) {
+			*eof = 1;
+			break;
+		}
+		if (n == GNUTLS_E_FILE_ERROR && o->expect_file_error) {
+			x->st.file_err++;
+			if (errno != ENOSPC)
+				ret = fail("%s %s: GNUTLS_E_FILE_ERROR with "
+					   "errno %s, expected ENOSPC", x->who,
+					   x->dir, strerror(errno));
+			break;
+		}
+		if (n < 0 || (uint64_t)n > o->chunk) {
+			ret = xfail(x, "gnutls_record_recv_file", n);
+			break;
+		}
+		bytes += n;
+		now = pipe_mode ? 0 : lseek(fd, 0, SEEK_CUR);
+		if (use_off && (off != start + (off_t)bytes || now != fpos))
+			ret = fail("%s %s: recv_file offset at %lld, file "
+				   "position %lld; expected %lld and %lld",
+				   x->who, x->dir, (long long)off,
+				   (long long)now, (long long)(start + bytes),
+				   (long long)fpos);
+		else if (!use_off && !pipe_mode && now != start + (off_t)bytes)
+			ret = fail("%s %s: recv_file moved the file position "
+				   "to %lld, expected %lld", x->who, x->dir,
+				   (long long)now, (long long)(start + bytes));
+		if (ret < 0)
+			break;
+	}
+	if (pipe_mode) {
+		close(fd);
+		pthread_join(thr, NULL);
+		close(pfd[0]);
+		if (ret == 0 && pr.ret < 0)
+			ret = -1;
+		if (ret == 0 && pr.bytes != bytes)
+			ret = fail("%s %s: %llu bytes came out of the pipe, "
+				   "recv_file reported %llu", x->who, x->dir,
+				   (unsigned long long)pr.bytes,
+				   (unsigned long long)bytes);
+	} else {
+		if (ret == 0)
+			ret = hash_file(x, h, fd, start, bytes);
+		close(fd);
+	}
+	x->res.bytes += bytes;
+	if (ret == 0 && o->expect_file_error && !x->st.file_err)
+		ret = fail("%s %s: no GNUTLS_E_FILE_ERROR (the directory "
+			   "was not full)", x->who, x->dir);
+	return ret;
+}
+
 /* Until close_notify; with --peer-raw until --size bytes (then
  * close_notify, EOF after them is fine too). */
 static int xfer_recv(struct xfer *x)
@@ -1354,6 +1560,13 @@ static int xfer_recv(struct xfer *x)
 	if (hash_init(x, &h) < 0) {
 		free(buf);
 		return -1;
+	}
+	if (o->recv_mode != RM_RECV) {
+		int eof;
+
+		ret = recv_file_mode(x, h, &eof);
+		if (ret < 0 || eof)
+			goto done;
 	}
 	while (!o->peer_raw || x->res.bytes < x->size) {
 		n = len;
@@ -1380,6 +1593,7 @@ static int xfer_recv(struct xfer *x)
 		}
 		x->res.bytes += ret;
 	}
+ done:
 	gnutls_hash_deinit(h, x->res.hash);
 	free(buf);
 	if (ret >= 0 && x->bye_after)

@@ -38,11 +38,19 @@
 #include "debug.h"
 #include "system/ktls.h"
 
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+/* gnutls_record_recv_file(), with or without KTLS */
+static size_t recv_file_write(int fd, off_t *pos, const void *buf,
+			      size_t n, int *err);
+static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel);
+
 #ifdef ENABLE_KTLS
 
-#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
@@ -409,13 +417,27 @@ static unsigned ktls_offloadable(gnutls_session_t session,
 	return dirs;
 }
 
+/* Whether KTLS is wanted for this session: the system configuration
+ * decides when it has a "ktls" key, else the session's flag. */
+static bool ktls_wanted(gnutls_session_t session)
+{
+	switch (_gnutls_config_get_ktls()) {
+	case _GNUTLS_CONFIG_KTLS_ON:
+		return true;
+	case _GNUTLS_CONFIG_KTLS_OFF:
+		return false;
+	default:
+		return session->internals.flags & GNUTLS_ENABLE_KTLS;
+	}
+}
+
 void _gnutls_ktls_enable(gnutls_session_t session)
 {
 	record_parameters_st *rparams, *wparams;
 	unsigned dirs, dir;
 	int ret;
 
-	if (session->internals.ktls.enabled || !_gnutls_config_is_ktls_enabled())
+	if (session->internals.ktls.enabled || !ktls_wanted(session))
 		return;
 
 	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &rparams) < 0 ||
@@ -448,7 +470,14 @@ void _gnutls_ktls_enable(gnutls_session_t session)
 
 void _gnutls_ktls_deinit(gnutls_session_t session)
 {
-	_mbuffer_xfree(&session->internals.ktls.rx_stash);
+	struct ktls_st *k = &session->internals.ktls;
+
+	_mbuffer_xfree(&k->rx_stash);
+	if (k->pipe_records) {
+		close(k->pipe_fd[0]);
+		close(k->pipe_fd[1]);
+		k->pipe_records = 0;
+	}
 }
 
 /* Whether the running kernel takes new keys on a TLS 1.3 socket that
@@ -860,7 +889,354 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
 	return 0;
 }
 
+/* --- receiving into a file descriptor: gnutls_record_recv_file() ------- */
+
+/* splice(2) from a kernel TLS socket moves at most one record per call,
+ * which the kernel holds in at most MAX_SKB_FRAGS (17) pages, i.e. pipe
+ * slots.  Some kernels (6.1 among them) lose the rest of a record that
+ * did not fit into the pipe, so the pipe always has room for the next
+ * record whole: it takes pipe_records records, then it is emptied. */
+#define KTLS_PIPE_SIZE (1024 * 1024)
+#define KTLS_RECORD_SLOTS 17
+
+static int ktls_pipe_open(struct ktls_st *k)
+{
+	long slots;
+
+	if (k->pipe_records)
+		return 0;
+	/* blocking: a non-blocking pipe would make splice(2) into a
+	 * blocking output file descriptor non-blocking too */
+	if (pipe2(k->pipe_fd, O_CLOEXEC) < 0)
+		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	(void)fcntl(k->pipe_fd[1], F_SETPIPE_SZ, KTLS_PIPE_SIZE);
+	slots = fcntl(k->pipe_fd[1], F_GETPIPE_SZ);
+	slots = slots > 0 ? slots / 4096 : 16;
+	k->pipe_records = slots / KTLS_RECORD_SLOTS > 1 ?
+	    slots / KTLS_RECORD_SLOTS - 1 : 1;
+	return 0;
+}
+
+/* Whether gnutls_record_recv_file() may splice from the socket: only
+ * when nothing else is due first (buffered data, a record or error met
+ * by the data fast path, new keys, a pending handshake state, EOF). */
+static bool ktls_can_splice(gnutls_session_t session)
+{
+	const struct ktls_st *k = &session->internals.ktls;
+	record_parameters_st *params;
+
+	return IS_KTLS_ENABLED(session, GNUTLS_KTLS_RECV) &&
+	    session->internals.initial_negotiation_completed &&
+	    session->internals.recv_state == RECV_STATE_0 &&
+	    !session->internals.read_eof &&
+	    !session->internals.invalid_connection &&
+	    !session->internals.may_not_read &&
+	    _gnutls_record_buffer_get_size(session) == 0 &&
+	    k->rx_stash == NULL && k->rx_stash_err == 0 &&
+	    _gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) == 0 &&
+	    params->epoch == k->rx_epoch;
+}
+
+/* Wait for the socket before a blocking splice: GNUTLS_E_AGAIN for
+ * non-blocking sockets, the session's record timeout when it has one. */
+static int ktls_splice_wait(gnutls_session_t session, int sock)
+{
+	unsigned ms = session->internals.record_timeout_ms;
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	int fl = fcntl(sock, F_GETFL);
+	int ret;
+
+	if ((fl >= 0 && (fl & O_NONBLOCK)) ||
+	    (session->internals.flags & GNUTLS_NONBLOCK))
+		return gnutls_assert_val(GNUTLS_E_AGAIN);
+	if (ms == 0 || ms == GNUTLS_INDEFINITE_TIMEOUT)
+		return 0;
+	ret = poll(&pfd, 1, ms);
+	if (ret == 0)
+		return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
+	if (ret < 0)
+		return gnutls_assert_val(ktls_map_errno(errno, GNUTLS_KTLS_RECV));
+	return 0;
+}
+
+/* read(2) exactly n bytes */
+static ssize_t ktls_read_all(int fd, void *buf, size_t n)
+{
+	size_t r = 0;
+	ssize_t ret;
+
+	while (r < n) {
+		ret = read(fd, (char *)buf + r, n - r);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			return -1;
+		r += ret;
+	}
+	return r;
+}
+
+/* Empty the pipe (n bytes) into fd.  Returns the bytes written; on a
+ * failure the rest goes back to the session (see ktls_unread()) and
+ * *err is the errno. */
+static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
+			      off_t *pos, size_t n, int *err)
+{
+	struct ktls_st *k = &session->internals.ktls;
+	loff_t off = pos ? *pos : 0;
+	size_t out = 0;
+	mbuffer_st *bufel;
+	ssize_t ret;
+
+	while (out < n) {
+		ret = splice(k->pipe_fd[0], NULL, fd, pos ? &off : NULL,
+			     n - out, SPLICE_F_MOVE);
+		if (ret > 0) {
+			out += ret;
+			continue;
+		}
+		*err = ret == 0 ? EIO : errno;
+		break;
+	}
+	if (pos)
+		*pos = off;
+	if (out == n)
+		return out;
+
+	/* Some files take no splice(2) (O_APPEND, some file systems):
+	 * write what is left from a buffer, which also keeps anything
+	 * that cannot be written for the next call. */
+	bufel = _mbuffer_alloc_align16(n - out, 0);
+	if (bufel == NULL ||
+	    ktls_read_all(k->pipe_fd[0], _mbuffer_get_udata_ptr(bufel),
+			  n - out) < 0) {
+		/* the bytes cannot be kept: the session cannot go on */
+		_gnutls_debug_log("ktls: recv_file: %zu bytes lost\n", n - out);
+		*err = bufel ? errno : ENOMEM;
+		_mbuffer_xfree(&bufel);
+		session_invalidate(session);
+		return out;
+	}
+	_mbuffer_set_udata_size(bufel, n - out);
+	if (*err == EINVAL) {
+		size_t w = recv_file_write(fd, pos,
+				_mbuffer_get_udata_ptr(bufel), n - out, err);
+
+		out += w;
+		if (out == n) {
+			_mbuffer_xfree(&bufel);
+			return out;
+		}
+		bufel->mark = w;
+	}
+	recv_file_unread(session, bufel);
+	return out;
+}
+
+/* gnutls_record_recv_file() under RX offload.  Returns the bytes
+ * written, a temporary error, or 0 when the generic path is to take
+ * over: a control record is next (splice(2) refuses those), EOF, or an
+ * error that the generic path reads again from the socket. */
+static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
+			      off_t *offset, size_t count)
+{
+	struct ktls_st *k = &session->internals.ktls;
+	int sock = ktls_fd(session, GNUTLS_KTLS_RECV);
+	unsigned flags = SPLICE_F_NONBLOCK, records;
+	size_t done = 0, inpipe;
+	bool stop = false;
+	int err = 0;
+	ssize_t ret;
+
+	ret = ktls_pipe_open(k);
+	if (ret < 0)
+		return ret;
+
+	while (done < count && !stop) {
+		records = 0;
+		inpipe = 0;
+		while (records < k->pipe_records && done + inpipe < count) {
+			ret = splice(sock, NULL, k->pipe_fd[1], NULL,
+				     MIN(count - done - inpipe,
+					 KTLS_MAX_PLAINTEXT), flags);
+			if (ret > 0) {
+				inpipe += ret;
+				records++;
+				flags = SPLICE_F_NONBLOCK;
+				continue;
+			}
+			err = ret == 0 ? 0 : errno;
+			if (err == EAGAIN && done + inpipe == 0 && flags != 0) {
+				/* nothing yet: wait as gnutls_record_recv()
+				 * would, then in splice() itself */
+				ret = ktls_splice_wait(session, sock);
+				if (ret < 0) {
+					session->internals.direction = 0;
+					return ret;
+				}
+				flags = 0;
+				continue;
+			}
+			stop = true;
+			break;
+		}
+		if (inpipe > 0) {
+			size_t w = ktls_pipe_drain(session, fd, offset, inpipe,
+						   &err);
+
+			done += w;
+			if (w < inpipe) {
+				_gnutls_debug_log("ktls: recv_file: writing: %s\n",
+						  strerror(err));
+				if (done > 0)
+					return done;
+				errno = err;
+				return gnutls_assert_val(err == EINTR ?
+					GNUTLS_E_INTERRUPTED :
+					GNUTLS_E_FILE_ERROR);
+			}
+		}
+	}
+	_gnutls_record_log("REC[%p]: ktls: recv_file: %zu bytes\n", session,
+			   done);
+	if (done > 0)
+		return done;
+	if (err == EAGAIN || err == EINTR) {
+		session->internals.direction = 0;
+		return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+	}
+	return 0;
+}
+
 #endif /* ENABLE_KTLS */
+
+/* Write n bytes to fd (at *pos, advanced, when pos is not NULL).
+ * Returns the bytes written; *err is the errno when that is short. */
+static size_t recv_file_write(int fd, off_t *pos, const void *buf,
+			      size_t n, int *err)
+{
+	size_t w = 0;
+	ssize_t ret;
+
+	while (w < n) {
+		if (pos)
+			ret = pwrite(fd, (const char *)buf + w, n - w, *pos);
+		else
+			ret = write(fd, (const char *)buf + w, n - w);
+		if (ret <= 0) {
+			*err = ret == 0 ? EIO : errno;
+			break;
+		}
+		w += ret;
+		if (pos)
+			*pos += ret;
+	}
+	return w;
+}
+
+/* Give application data that could not be written back to the session:
+ * it is returned first by the next gnutls_record_recv() or
+ * gnutls_record_recv_file(). */
+static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel)
+{
+	bufel->type = GNUTLS_APPLICATION_DATA;
+	_mbuffer_head_push_first(&session->internals.record_buffer, bufel);
+}
+
+/* gnutls_record_recv() and write(2): without RX offload, and under it
+ * for what splice(2) cannot take. */
+static ssize_t recv_file_copy(gnutls_session_t session, int fd,
+			      off_t *offset, size_t count)
+{
+	size_t size = MIN(count, max_decrypted_size(session)), w;
+	mbuffer_st *bufel;
+	uint8_t *buf;
+	ssize_t ret;
+	int err = 0;
+
+	buf = gnutls_malloc(size);
+	if (buf == NULL)
+		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	ret = gnutls_record_recv(session, buf, size);
+	if (ret <= 0)
+		goto out;
+
+	w = recv_file_write(fd, offset, buf, ret, &err);
+	if (w < (size_t)ret) {
+		_gnutls_debug_log("recv_file: writing: %s\n", strerror(err));
+		bufel = _mbuffer_alloc_align16(ret - w, 0);
+		if (bufel == NULL) {
+			ret = gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+			goto out;
+		}
+		_mbuffer_set_udata(bufel, buf + w, ret - w);
+		recv_file_unread(session, bufel);
+		ret = w > 0 ? (ssize_t)w : gnutls_assert_val(err == EINTR ?
+			GNUTLS_E_INTERRUPTED : GNUTLS_E_FILE_ERROR);
+		gnutls_free(buf);
+		errno = err;
+		return ret;
+	}
+ out:
+	gnutls_free(buf);
+	return ret;
+}
+
+/**
+ * gnutls_record_recv_file:
+ * @session: is a #gnutls_session_t type.
+ * @fd: file descriptor to write the received data to
+ * @offset: where to write in @fd, advanced by the bytes written; %NULL
+ *   to write at (and advance) the file position of @fd
+ * @count: the most bytes to receive
+ *
+ * Receives application data like gnutls_record_recv() and writes them
+ * to @fd, a regular file or a pipe.  When the kernel decrypts the
+ * session's records (see gnutls_transport_is_ktls_enabled()) the data
+ * move from the socket through a pipe into @fd with splice(2) and never
+ * pass through a userspace buffer; otherwise they are received with
+ * gnutls_record_recv() and written with write(2) or pwrite(2).  Both
+ * give the same results.
+ *
+ * It returns once it wrote some data, at most @count bytes: what had
+ * arrived up to then, not necessarily @count bytes.  Alerts, session
+ * tickets, key updates and other messages that arrive meanwhile are
+ * handled as gnutls_record_recv() handles them, with the same return
+ * values (%GNUTLS_E_AGAIN, %GNUTLS_E_INTERRUPTED, %GNUTLS_E_REHANDSHAKE,
+ * %GNUTLS_E_WARNING_ALERT_RECEIVED, ...).
+ *
+ * When @fd cannot take the data (a full disk, an I/O error, a closed or
+ * full non-blocking pipe), the call returns what it wrote until then,
+ * or %GNUTLS_E_FILE_ERROR (%GNUTLS_E_INTERRUPTED for %EINTR) with @errno
+ * set by the failed write when it wrote nothing.  No data is lost:
+ * bytes already taken from the session but not written stay in it and
+ * are returned first by the next call of this function or
+ * gnutls_record_recv().  A file that is opened with %O_APPEND or does
+ * not take splice(2) is written from a buffer.  As with write(2), a
+ * pipe without readers raises %SIGPIPE unless it is ignored.
+ *
+ * Returns: the number of bytes written to @fd (then @offset, or the file
+ *   position, has moved by as many), 0 when the peer closed the session
+ *   (close_notify), or a negative error code.
+ *
+ * Since: 3.7.9 with gnutls-ktls (symbol version GNUTLS_KTLS_1)
+ **/
+ssize_t gnutls_record_recv_file(gnutls_session_t session, int fd,
+				off_t *offset, size_t count)
+{
+	if (count == 0)
+		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
+	count = MIN(count, SSIZE_MAX);
+#ifdef ENABLE_KTLS
+	if (ktls_can_splice(session)) {
+		ssize_t ret = ktls_recv_file(session, fd, offset, count);
+
+		if (ret != 0)
+			return ret;
+	}
+#endif
+	return recv_file_copy(session, fd, offset, count);
+}
 
 /**
  * gnutls_transport_is_ktls_enabled:
@@ -870,7 +1246,9 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
  * (KTLS) carries.  After the handshake, records are encrypted and sent
  * (%GNUTLS_KTLS_SEND) or received and decrypted (%GNUTLS_KTLS_RECV) by
  * the kernel when the system-wide configuration enables it (the
- * [global] key "ktls = true") and the kernel takes the negotiated TLS
+ * [global] key "ktls = true") or the session was initialized with
+ * %GNUTLS_ENABLE_KTLS (unless the configuration says "ktls = false"),
+ * and the kernel takes the negotiated TLS
  * version and cipher on the session's TCP socket; any direction it
  * does not take stays in userspace, with no difference to the
  * application.  Sessions with their own transport functions or over

@@ -43,8 +43,11 @@
 
 #include "gnutls_int.h"
 
-/* lib/priority.c: [global] ktls = true|false of the system config */
-bool _gnutls_config_is_ktls_enabled(void);
+/* lib/priority.c: the [global] "ktls" key of the system config */
+#define _GNUTLS_CONFIG_KTLS_UNSET 0	/* only GNUTLS_ENABLE_KTLS sessions */
+#define _GNUTLS_CONFIG_KTLS_OFF 1	/* ktls = false: none */
+#define _GNUTLS_CONFIG_KTLS_ON 2	/* ktls = true: all */
+int _gnutls_config_get_ktls(void);
 
 #ifdef ENABLE_KTLS
 
