@@ -935,8 +935,11 @@ static int ktls_pipe_open(struct ktls_st *k)
 		return 0;
 	/* blocking: a non-blocking pipe would make splice(2) into a
 	 * blocking output file descriptor non-blocking too */
-	if (pipe2(k->pipe_fd, O_CLOEXEC) < 0)
-		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	if (pipe2(k->pipe_fd, O_CLOEXEC) < 0) {
+		_gnutls_debug_log("ktls: recv_file: pipe: %s\n",
+				  strerror(errno));
+		return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
+	}
 	(void)fcntl(k->pipe_fd[1], F_SETPIPE_SZ, KTLS_PIPE_SIZE);
 	slots = fcntl(k->pipe_fd[1], F_GETPIPE_SZ);
 	slots = slots > 0 ? slots / 4096 : 16;
@@ -1006,7 +1009,7 @@ static ssize_t ktls_read_all(int fd, void *buf, size_t n)
 }
 
 /* Empty the pipe (n bytes) into fd.  Returns the bytes written; on a
- * failure the rest goes back to the session (see ktls_unread()) and
+ * failure the rest goes back to the session (recv_file_unread()) and
  * *err is the errno. */
 static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 			      off_t *pos, size_t n, int *err)
@@ -1106,8 +1109,8 @@ static int ktls_splice_error(gnutls_session_t session, int sock, int err)
 
 /* gnutls_record_recv_file() under RX offload.  Returns the bytes
  * written, a temporary error, or 0 when the generic path is to take
- * over: a control record is next (splice(2) refuses those), EOF, or an
- * error that the generic path reads again from the socket. */
+ * over: a control record is next (splice(2) refuses those), EOF, an
+ * error kept for it in rx_stash_err, or no pipe to be had. */
 static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 			      off_t *offset, size_t count)
 {
@@ -1119,9 +1122,8 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 	bool stop = false;
 	ssize_t ret;
 
-	ret = ktls_pipe_open(k);
-	if (ret < 0)
-		return ret;
+	if (ktls_pipe_open(k) < 0)
+		return 0;	/* out of file descriptors: without splice */
 
 	while (done < count && !stop) {
 		/* records into the pipe, as many as it takes whole */
@@ -1243,6 +1245,8 @@ static ssize_t recv_file_copy(gnutls_session_t session, int fd,
 		_gnutls_debug_log("recv_file: writing: %s\n", strerror(err));
 		bufel = _mbuffer_alloc_align16(ret - w, 0);
 		if (bufel == NULL) {
+			/* the bytes cannot be kept: the session cannot go on */
+			session_invalidate(session);
 			ret = gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
 			goto out;
 		}
