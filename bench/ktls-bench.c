@@ -142,7 +142,7 @@ struct side {
 	uint64_t bytes;		/* payload bytes received */
 	long calls;		/* send/recv calls made */
 	int ktls_tx, ktls_rx;
-	char path[16];		/* what the data path was */
+	char path[32];		/* what the data path was */
 	int failed;
 	char err[200];
 };
@@ -239,8 +239,11 @@ static int lib_init(int server)
 							 GNUTLS_X509_FMT_PEM)
 		    < 0)
 			return -1;
-		*(void **)&recv_file_fn =
-		    dlsym(RTLD_DEFAULT, "gnutls_record_recv_file");
+		/* KTLS_BENCH_NO_RECV_FILE=1: recv + write() instead, to
+		 * compare in the same run */
+		if (!getenv("KTLS_BENCH_NO_RECV_FILE"))
+			*(void **)&recv_file_fn =
+			    dlsym(RTLD_DEFAULT, "gnutls_record_recv_file");
 		return 0;
 	}
 	sctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
