@@ -2249,13 +2249,11 @@ static const struct bcase cases[] = {
 	{ "zero-length-alert", VBOTH, s_forged, c_forged, F_EMPTY_ALERT, SAME,
 	  NULL, "empty alert record: UNEXPECTED_PACKET_LENGTH, "
 	  "INVALID_SESSION; decode_error sent" },
-	/* known_diff (userspace loses data): TLS 1.3, userspace GnuTLS 3.7.9
-	 * (and the KTLS generic path) report UNEXPECTED_PACKET and lose the
-	 * data record that follows; the KTLS data fast path skips the empty
-	 * record and delivers the data */
+	/* TLS 1.3 forbids empty handshake fragments (RFC 8446 5.1):
+	 * UNEXPECTED_PACKET, after which the session is over.  (The KTLS data
+	 * fast path used to skip the record and deliver the next data.) */
 	{ "zero-length-handshake", VBOTH, s_forged, c_forged, F_EMPTY_HS,
-	  KD_V13 | KD_BIG_RBUF, "TLS 1.3 KTLS: 'after' arrives; userspace: "
-	  "UNEXPECTED_PACKET and 'after' is lost",
+	  SAME, NULL,
 	  "empty handshake record: 1.2 skipped; 1.3 UNEXPECTED_PACKET and "
 	  "the next data lost (userspace)" },
 	{ "zero-length-appdata", VBOTH, s_forged, c_forged, F_EMPTY_APPDATA,
@@ -2331,10 +2329,9 @@ static const struct bcase cases[] = {
 	  F_INNER_ALL_ZERO, KD_V13, "KTLS: no alert after EBADMSG, as "
 	  "tag-flipped", "TLS 1.3 record of zeros only (no content "
 	  "type): DECRYPTION_FAILED (GnuTLS); bad_record_mac sent" },
-	/* known_diff: as zero-length-handshake */
+	/* as zero-length-handshake */
 	{ "tls13-padding-only-handshake", V13, s_forged, c_forged,
-	  F_PADDING_ONLY_HS, KD_V13 | KD_BIG_RBUF, "KTLS: 'after' arrives; userspace: "
-	  "UNEXPECTED_PACKET and 'after' is lost",
+	  F_PADDING_ONLY_HS, SAME, NULL,
 	  "TLS 1.3 handshake record of padding only: as zero-length-"
 	  "handshake" },
 	{ "appdata-max-size", VBOTH, s_forged_big, c_forged_big, 16384, SAME,
