@@ -54,6 +54,7 @@ static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel);
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -645,6 +646,7 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 {
 	record_parameters_st *params;
 	off_t pos = offset ? *offset : 0;
+	bool from_pipe = false;
 	size_t sent = 0;
 	ssize_t ret;
 
@@ -668,21 +670,36 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 		return ret;
 
 	while (sent < count) {
-		/* sendfile moves at most 0x7ffff000 bytes per call */
-		ret = sendfile(ktls_fd(session, GNUTLS_KTLS_SEND), fd,
-			       offset ? &pos : NULL,
-			       MIN(count - sent, (size_t)0x7ffff000));
+		/* sendfile moves at most 0x7ffff000 bytes per call; a pipe
+		 * (which sendfile does not read) is spliced: what the socket
+		 * does not take stays in the pipe */
+		if (from_pipe)
+			ret = splice(fd, NULL, ktls_fd(session, GNUTLS_KTLS_SEND),
+				     NULL, MIN(count - sent, (size_t)0x7ffff000),
+				     0);
+		else
+			ret = sendfile(ktls_fd(session, GNUTLS_KTLS_SEND), fd,
+				       offset ? &pos : NULL,
+				       MIN(count - sent, (size_t)0x7ffff000));
 		if (ret == 0)
 			break;	/* end of file */
 		if (ret < 0) {
 			int err = errno;
+			struct stat st;
 
+			if (err == EINVAL && !from_pipe && !offset &&
+			    sent == 0 && fstat(fd, &st) == 0 &&
+			    S_ISFIFO(st.st_mode)) {
+				from_pipe = true;
+				continue;
+			}
 			if (sent > 0)
 				break;	/* report what went; the error repeats */
 			if (err == EINVAL || err == EBADF || err == ESPIPE ||
 			    err == EOVERFLOW)
 				return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
-			return ktls_tx_error(session, err, "sendfile");
+			return ktls_tx_error(session, err,
+					     from_pipe ? "splice" : "sendfile");
 		}
 		sent += ret;
 	}
@@ -851,6 +868,16 @@ int _gnutls_ktls_recv_done(gnutls_session_t session)
 	return 0;
 }
 
+/* Whether data records may skip the record layer (data fast path,
+ * recv_file's splice): not while a handshake message is incomplete, since
+ * application data must not come between its parts (RFC 8446, 5.1): the
+ * generic path then reports the data record as unexpected. */
+static bool ktls_rx_data_direct(gnutls_session_t session)
+{
+	return session->internals.handshake_recv_buffer_size == 0 &&
+	    session->internals.handshake_header_recv_buffer.length == 0;
+}
+
 /* Application data straight into the caller's buffer.  Returns the bytes
  * received, a temporary error, or 0 when anything else arrived (a
  * control record or an error): it is then kept for
@@ -864,7 +891,8 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
 	content_type_t type;
 	ssize_t ret;
 
-	if (data_size < KTLS_MAX_PLAINTEXT || k->rx_stash || k->rx_stash_err)
+	if (data_size < KTLS_MAX_PLAINTEXT || k->rx_stash || k->rx_stash_err ||
+	    !ktls_rx_data_direct(session))
 		return 0;
 
 	ret = _gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params);
@@ -907,8 +935,11 @@ static int ktls_pipe_open(struct ktls_st *k)
 		return 0;
 	/* blocking: a non-blocking pipe would make splice(2) into a
 	 * blocking output file descriptor non-blocking too */
-	if (pipe2(k->pipe_fd, O_CLOEXEC) < 0)
-		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	if (pipe2(k->pipe_fd, O_CLOEXEC) < 0) {
+		_gnutls_debug_log("ktls: recv_file: pipe: %s\n",
+				  strerror(errno));
+		return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
+	}
 	(void)fcntl(k->pipe_fd[1], F_SETPIPE_SZ, KTLS_PIPE_SIZE);
 	slots = fcntl(k->pipe_fd[1], F_GETPIPE_SZ);
 	slots = slots > 0 ? slots / 4096 : 16;
@@ -933,6 +964,7 @@ static bool ktls_can_splice(gnutls_session_t session)
 	    !session->internals.may_not_read &&
 	    _gnutls_record_buffer_get_size(session) == 0 &&
 	    k->rx_stash == NULL && k->rx_stash_err == 0 &&
+	    ktls_rx_data_direct(session) &&
 	    _gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) == 0 &&
 	    params->epoch == k->rx_epoch;
 }
@@ -977,7 +1009,7 @@ static ssize_t ktls_read_all(int fd, void *buf, size_t n)
 }
 
 /* Empty the pipe (n bytes) into fd.  Returns the bytes written; on a
- * failure the rest goes back to the session (see ktls_unread()) and
+ * failure the rest goes back to the session (recv_file_unread()) and
  * *err is the errno. */
 static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 			      off_t *pos, size_t n, int *err)
@@ -1033,29 +1065,70 @@ static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 	return out;
 }
 
+/* What a failed splice(2) from the socket means: 0 when the generic
+ * path is to take over, else the GnuTLS error.  The kernel reports a
+ * broken record or connection (EBADMSG, EMSGSIZE, ECONNRESET, ...) once,
+ * to the call that meets it, so that error is the answer.  The generic
+ * path takes over at EOF, for a control record (splice refuses those
+ * with EINVAL and leaves them queued, which a peek tells apart from a
+ * record header the kernel rejected with EINVAL), and when memory ran
+ * short (the record is still queued, or the error that followed is). */
+static int ktls_splice_error(gnutls_session_t session, int sock, int err)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct cmsghdr *cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	char byte;
+
+	if (err == 0 || err == ENOMEM || err == ENOBUFS)
+		return 0;
+	if (err == EINVAL) {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = &byte;
+		iov.iov_len = 1;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		if (recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT) < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				err = errno;	/* met (and took) the error */
+		} else {
+			for (cmsg = CMSG_FIRSTHDR(&msg); cmsg;
+			     cmsg = CMSG_NXTHDR(&msg, cmsg))
+				if (cmsg->cmsg_level == SOL_TLS &&
+				    cmsg->cmsg_type == TLS_GET_RECORD_TYPE &&
+				    *CMSG_DATA(cmsg) != GNUTLS_APPLICATION_DATA)
+					return 0;
+		}
+	}
+	_gnutls_debug_log("ktls: RX: splice: %s\n", strerror(err));
+	return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+}
+
 /* gnutls_record_recv_file() under RX offload.  Returns the bytes
  * written, a temporary error, or 0 when the generic path is to take
- * over: a control record is next (splice(2) refuses those), EOF, or an
- * error that the generic path reads again from the socket. */
+ * over: a control record is next (splice(2) refuses those), EOF, an
+ * error kept for it in rx_stash_err, or no pipe to be had. */
 static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 			      off_t *offset, size_t count)
 {
 	struct ktls_st *k = &session->internals.ktls;
 	int sock = ktls_fd(session, GNUTLS_KTLS_RECV);
 	unsigned flags = SPLICE_F_NONBLOCK, records;
-	size_t done = 0, inpipe;
+	size_t done = 0, inpipe, w;
+	int err = 0, werr = 0;
 	bool stop = false;
-	int err = 0;
 	ssize_t ret;
 
-	ret = ktls_pipe_open(k);
-	if (ret < 0)
-		return ret;
+	if (ktls_pipe_open(k) < 0)
+		return 0;	/* out of file descriptors: without splice */
 
 	while (done < count && !stop) {
-		records = 0;
-		inpipe = 0;
-		while (records < k->pipe_records && done + inpipe < count) {
+		/* records into the pipe, as many as it takes whole */
+		for (records = 0, inpipe = 0;
+		     records < k->pipe_records && done + inpipe < count;) {
 			ret = splice(sock, NULL, k->pipe_fd[1], NULL,
 				     MIN(count - done - inpipe,
 					 KTLS_MAX_PLAINTEXT), flags);
@@ -1078,23 +1151,29 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 				continue;
 			}
 			stop = true;
+			if (err != EAGAIN && err != EINTR) {
+				/* for the generic path, now or next time */
+				k->rx_stash_err = ktls_splice_error(session,
+								    sock, err);
+			}
 			break;
 		}
-		if (inpipe > 0) {
-			size_t w = ktls_pipe_drain(session, fd, offset, inpipe,
-						   &err);
 
-			done += w;
-			if (w < inpipe) {
-				_gnutls_debug_log("ktls: recv_file: writing: %s\n",
-						  strerror(err));
-				if (done > 0)
-					return done;
-				errno = err;
-				return gnutls_assert_val(err == EINTR ?
-					GNUTLS_E_INTERRUPTED :
-					GNUTLS_E_FILE_ERROR);
-			}
+		/* then into fd */
+		if (inpipe == 0)
+			continue;
+		w = ktls_pipe_drain(session, fd, offset, inpipe, &werr);
+		done += w;
+		if (w < inpipe) {
+			_gnutls_debug_log("ktls: recv_file: writing: %s\n",
+					  strerror(werr));
+			if (done > 0)
+				return done;
+			ret = gnutls_assert_val(werr == EINTR ?
+						GNUTLS_E_INTERRUPTED :
+						GNUTLS_E_FILE_ERROR);
+			errno = werr;
+			return ret;
 		}
 	}
 	_gnutls_record_log("REC[%p]: ktls: recv_file: %zu bytes\n", session,
@@ -1166,6 +1245,8 @@ static ssize_t recv_file_copy(gnutls_session_t session, int fd,
 		_gnutls_debug_log("recv_file: writing: %s\n", strerror(err));
 		bufel = _mbuffer_alloc_align16(ret - w, 0);
 		if (bufel == NULL) {
+			/* the bytes cannot be kept: the session cannot go on */
+			session_invalidate(session);
 			ret = gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
 			goto out;
 		}
@@ -1214,6 +1295,11 @@ static ssize_t recv_file_copy(gnutls_session_t session, int fd,
  * gnutls_record_recv().  A file that is opened with %O_APPEND or does
  * not take splice(2) is written from a buffer.  As with write(2), a
  * pipe without readers raises %SIGPIPE unless it is ignored.
+ *
+ * Under receive offload, when @count ends inside a record, the rest of
+ * that record stays in the kernel: gnutls_record_check_pending() does
+ * not count it, but the socket polls readable and the next call returns
+ * it.
  *
  * Returns: the number of bytes written to @fd (then @offset, or the file
  *   position, has moved by as many), 0 when the peer closed the session
