@@ -2345,22 +2345,14 @@ static const struct bcase cases[] = {
 	  "handshake" },
 	{ "appdata-max-size", VBOTH, s_forged_big, c_forged_big, 16384, SAME,
 	  NULL, "one record of 2^14 bytes of data: received whole" },
-	/* known_diff (LIBRARY BUG, see tests/README.md): read with
-	 * gnutls_record_recv_file() under KTLS, the kernel's EMSGSIZE comes
-	 * from splice(2), which consumes it (the socket error is reported
-	 * once); the generic path then finds the stream ended mid-record:
-	 * UNEXPECTED_PACKET_LENGTH instead of RECORD_OVERFLOW */
 	{ "appdata-max-plus-1", VBOTH, s_forged_big, c_forged_big, 16385,
-	  KD_BOTH | KD_RECV_FILE, "BUG: KTLS recv_file: "
-	  "UNEXPECTED_PACKET_LENGTH (splice consumed the EMSGSIZE)", "one record of 2^14 + 1 bytes of data: RECORD_OVERFLOW; "
+	  SAME, NULL, "one record of 2^14 + 1 bytes of data: RECORD_OVERFLOW; "
 	  "record_overflow sent" },
 	{ "tls13-appdata-max-with-padding", V13, s_forged_big, c_forged_big,
 	  16000 | (384 << 16), SAME, NULL,
 	  "16000 bytes + 384 padding (= 2^14): received whole" },
-	/* known_diff (LIBRARY BUG): as appdata-max-plus-1 */
 	{ "tls13-appdata-padding-overflow", V13, s_forged_big, c_forged_big,
-	  16000 | (385 << 16), KD_V13 | KD_RECV_FILE, "BUG: KTLS "
-	  "recv_file: UNEXPECTED_PACKET_LENGTH, as appdata-max-plus-1", "16000 bytes + 385 padding: "
+	  16000 | (385 << 16), SAME, NULL, "16000 bytes + 385 padding: "
 	  "RECORD_OVERFLOW; record_overflow sent" },
 	{ "renegotiation", V12, s_renegotiation, c_renegotiation, 0, SAME, NULL,
 	  "HelloRequest: REHANDSHAKE; handshake: 0 (user) / "
