@@ -831,6 +831,37 @@ int _gnutls_ktls_recv_record(gnutls_session_t session,
 	return ret;
 }
 
+/* Peek at the next record without taking it (MSG_PEEK | MSG_DONTWAIT,
+ * one byte): recvmsg's result, and *type set to the record's content
+ * type when the kernel said it (-1 otherwise).  Peeking also makes the
+ * kernel look at records already queued. */
+static ssize_t ktls_peek(int fd, int *type)
+{
+	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	struct cmsghdr *cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	ssize_t ret;
+	char byte;
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	*type = -1;
+	ret = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
+	if (ret < 0)
+		return ret;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
+		if (cmsg->cmsg_level == SOL_TLS &&
+		    cmsg->cmsg_type == TLS_GET_RECORD_TYPE)
+			*type = *CMSG_DATA(cmsg);
+	return ret;
+}
+
 /* After GnuTLS processed a record from the kernel.  When it was the
  * peer's KeyUpdate, GnuTLS now reads under new keys, and a kernel that
  * takes new keys holds every further record until it has them: give
@@ -841,12 +872,8 @@ int _gnutls_ktls_recv_record(gnutls_session_t session,
  * arrive). */
 int _gnutls_ktls_recv_done(gnutls_session_t session)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
 	record_parameters_st *params;
-	struct msghdr msg;
-	struct iovec iov;
-	char byte;
-	int ret;
+	int ret, type;
 
 	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) < 0 ||
 	    likely(params->epoch == session->internals.ktls.rx_epoch))
@@ -856,15 +883,7 @@ int _gnutls_ktls_recv_done(gnutls_session_t session)
 	if (ret < 0)
 		return ret;
 
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
-	(void)recvmsg(ktls_fd(session, GNUTLS_KTLS_RECV), &msg,
-		      MSG_PEEK | MSG_DONTWAIT);
+	(void)ktls_peek(ktls_fd(session, GNUTLS_KTLS_RECV), &type);
 	return 0;
 }
 
@@ -1075,32 +1094,16 @@ static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
  * short (the record is still queued, or the error that followed is). */
 static int ktls_splice_error(gnutls_session_t session, int sock, int err)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
-	struct cmsghdr *cmsg;
-	struct msghdr msg;
-	struct iovec iov;
-	char byte;
+	int type;
 
 	if (err == 0 || err == ENOMEM || err == ENOBUFS)
 		return 0;
 	if (err == EINVAL) {
-		memset(&msg, 0, sizeof(msg));
-		iov.iov_base = &byte;
-		iov.iov_len = 1;
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		if (recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT) < 0) {
+		if (ktls_peek(sock, &type) < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				err = errno;	/* met (and took) the error */
-		} else {
-			for (cmsg = CMSG_FIRSTHDR(&msg); cmsg;
-			     cmsg = CMSG_NXTHDR(&msg, cmsg))
-				if (cmsg->cmsg_level == SOL_TLS &&
-				    cmsg->cmsg_type == TLS_GET_RECORD_TYPE &&
-				    *CMSG_DATA(cmsg) != GNUTLS_APPLICATION_DATA)
-					return 0;
+		} else if (type >= 0 && type != GNUTLS_APPLICATION_DATA) {
+			return 0;
 		}
 	}
 	_gnutls_debug_log("ktls: RX: splice: %s\n", strerror(err));
