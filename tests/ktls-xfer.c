@@ -60,6 +60,7 @@
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1383,6 +1384,20 @@ static int xfer_send(struct xfer *x)
 	return send_bye(x);
 }
 
+/* gnutls_record_recv_file() is looked up at run time, so that this
+ * program also runs against libraries without it (Debian's libgnutls30,
+ * in tests/interop) as long as --recv-mode file|pipe is not used. */
+typedef ssize_t (*recv_file_fn)(gnutls_session_t, int, off_t *, size_t);
+
+static recv_file_fn get_recv_file(void)
+{
+	static recv_file_fn fn;
+
+	if (fn == NULL)
+		*(void **)&fn = dlsym(RTLD_DEFAULT, "gnutls_record_recv_file");
+	return fn;
+}
+
 /* --recv-mode pipe: the pipe's reader hashes what comes out of it. */
 struct pipe_reader {
 	struct xfer *x;
@@ -1458,8 +1473,12 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 	char path[4096];
 	int fd, pfd[2], ret = 0;
 	uint64_t bytes = 0;
+	recv_file_fn recv_file = get_recv_file();
 	ssize_t n;
 
+	if (recv_file == NULL)
+		return fail("%s: the library has no gnutls_record_recv_file",
+			    x->who);
 	if (pipe_mode) {
 		if (pipe(pfd) < 0)
 			return fail("%s: pipe: %s", x->who, strerror(errno));
@@ -1486,9 +1505,8 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 	for (;;) {
 		errno = 0;
 		do
-			n = gnutls_record_recv_file(x->session, fd,
-						    use_off ? &off : NULL,
-						    o->chunk);
+			n = recv_file(x->session, fd, use_off ? &off : NULL,
+				      o->chunk);
 		while (retry(x, &n, "gnutls_record_recv_file", POLLIN));
 		if (n == 0) {
 			*eof = 1;
