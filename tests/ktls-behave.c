@@ -98,6 +98,8 @@
 #include <gnutls/socket.h>
 #include <gnutls/x509.h>
 
+#include "ktls-common.h"
+
 #ifndef SOL_TLS
 # define SOL_TLS 282
 #endif
@@ -204,8 +206,7 @@ static const char *ver_name(unsigned v)
 static const char *rc_str(ssize_t rc, char *buf, size_t n)
 {
 	if (rc < 0)
-		snprintf(buf, n, "%s(%zd)", gnutls_strerror_name((int)rc)
-			 ? gnutls_strerror_name((int)rc) : "?", rc);
+		snprintf(buf, n, "%s(%zd)", kt_ename((int)rc), rc);
 	else if (rc == 0)
 		snprintf(buf, n, "0(EOF)");
 	else
@@ -329,37 +330,13 @@ static int sync_wait(struct fx *fx, int timeout_ms)
 /* ------------------------------------------------------------------ */
 /* transport */
 
-static ssize_t user_push(gnutls_transport_ptr_t p, const void *d, size_t n)
-{
-	return send((int)(intptr_t)p, d, n, MSG_NOSIGNAL);
-}
-
-static ssize_t user_pull(gnutls_transport_ptr_t p, void *d, size_t n)
-{
-	return recv((int)(intptr_t)p, d, n, 0);
-}
-
-static int user_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
-{
-	struct pollfd pfd = { .fd = (int)(intptr_t)p, .events = POLLIN };
-	int ret;
-
-	ret = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
-	if (ret < 0)
-		return -1;
-	return ret;
-}
-
 static void set_transport(gnutls_session_t s, int fd, int user)
 {
 	if (!user) {
 		gnutls_transport_set_int(s, fd);
 		return;
 	}
-	gnutls_transport_set_ptr(s, (gnutls_transport_ptr_t)(intptr_t)fd);
-	gnutls_transport_set_push_function(s, user_push);
-	gnutls_transport_set_pull_function(s, user_pull);
-	gnutls_transport_set_pull_timeout_function(s, user_pull_timeout);
+	kt_set_user_transport(s, fd);
 }
 
 static const char *priority(const struct opts *o)
@@ -496,9 +473,8 @@ static struct peer cli_open(struct fx *fx, const gnutls_datum_t *resume)
 	int ret, flags;
 
 	p.s = NULL;
-	p.fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (p.fd < 0 || connect(p.fd, (struct sockaddr *)&fx->addr,
-				sizeof(fx->addr)) < 0) {
+	p.fd = kt_connect(&fx->addr, 0);
+	if (p.fd < 0) {
 		die(fx, "connect: %s", strerror(errno));
 		return p;
 	}
@@ -2427,37 +2403,12 @@ static int make_creds(struct fx *fx)
 	return 0;
 }
 
-static int make_cert(void)
-{
-	const char *err;
-	time_t t = time(NULL);
-
-	if (gnutls_x509_privkey_init(&g_key) < 0 ||
-	    gnutls_x509_privkey_generate(g_key, GNUTLS_PK_ECDSA,
-		    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0 ||
-	    gnutls_x509_crt_init(&g_crt) < 0 ||
-	    gnutls_x509_crt_set_version(g_crt, 3) < 0 ||
-	    gnutls_x509_crt_set_serial(g_crt, "\x01", 1) < 0 ||
-	    gnutls_x509_crt_set_activation_time(g_crt, t - 3600) < 0 ||
-	    gnutls_x509_crt_set_expiration_time(g_crt, t + 86400) < 0 ||
-	    gnutls_x509_crt_set_dn(g_crt, "CN=localhost", &err) < 0 ||
-	    gnutls_x509_crt_set_subject_alt_name(g_crt, GNUTLS_SAN_DNSNAME,
-		    "localhost", 9, GNUTLS_FSAN_SET) < 0 ||
-	    gnutls_x509_crt_set_key(g_crt, g_key) < 0 ||
-	    gnutls_x509_crt_set_key_usage(g_crt,
-		    GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
-	    gnutls_x509_crt_sign2(g_crt, g_crt, g_key, GNUTLS_DIG_SHA256, 0) < 0)
-		return -1;
-	return 0;
-}
-
 /* 0 pass, 1 fail, 2 known difference (xfail), 3 skip */
 static int run_case(const struct opts *o, const struct bcase *c)
 {
 	const char *obs = o->observer_user ? "user" : "ktls";
 	struct fx fx;
 	int c2s[2], s2c[2], status = 0, res;
-	socklen_t alen = sizeof(fx.addr);
 	pid_t pid;
 	time_t deadline;
 
@@ -2476,14 +2427,8 @@ static int run_case(const struct opts *o, const struct bcase *c)
 		return 1;
 	}
 
-	fx.lfd = socket(AF_INET, SOCK_STREAM, 0);
-	fx.addr.sin_family = AF_INET;
-	fx.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fx.lfd < 0 ||
-	    bind(fx.lfd, (struct sockaddr *)&fx.addr, sizeof(fx.addr)) < 0 ||
-	    listen(fx.lfd, 8) < 0 ||
-	    getsockname(fx.lfd, (struct sockaddr *)&fx.addr, &alen) < 0 ||
-	    pipe(c2s) < 0 || pipe(s2c) < 0) {
+	fx.lfd = kt_loopback_listen(&fx.addr, 0, 8);
+	if (fx.lfd < 0 || pipe(c2s) < 0 || pipe(s2c) < 0) {
 		printf("FAIL: %s: fixture: socket/pipe: %s\n", fx.label,
 		       strerror(errno));
 		return 1;
@@ -2572,16 +2517,6 @@ static int name_listed(const char *list, const char *name)
 		p += n;
 	}
 	return 0;
-}
-
-static int uname_rekey(void)
-{
-	struct utsname u;
-	unsigned maj = 0, min = 0;
-
-	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &maj, &min) != 2)
-		return 0;
-	return maj > 6 || (maj == 6 && min >= 14);
 }
 
 static void usage(FILE *f)
@@ -2688,10 +2623,10 @@ int main(int argc, char **argv)
 	if (name == NULL)
 		return usage(stderr), 2;
 	if (o.kernel_rekey < 0)
-		o.kernel_rekey = uname_rekey();
+		o.kernel_rekey = kt_kernel_can_rekey();
 
 	signal(SIGPIPE, SIG_IGN);
-	if (gnutls_global_init() < 0 || make_cert() < 0) {
+	if (gnutls_global_init() < 0 || kt_make_cert(&g_crt, &g_key) < 0) {
 		fprintf(stderr, "ktls-behave: cannot set up GnuTLS\n");
 		return 1;
 	}

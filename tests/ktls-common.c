@@ -100,13 +100,7 @@ int kt_error_code(const char *name, int *code)
 
 /* ---- credentials ---- */
 
-#define CHECK(call) do { \
-		int _r = (call); \
-		if (_r < 0) { \
-			ret = kt_gfail(#call, _r); \
-			goto out; \
-		} \
-	} while (0)
+#define CHECK KT_CHECK
 
 int kt_make_cert(gnutls_x509_crt_t *pcrt, gnutls_x509_privkey_t *pkey)
 {
@@ -213,16 +207,21 @@ int kt_make_psk_creds(gnutls_psk_server_credentials_t *scred,
 
 /* ---- sockets ---- */
 
+void kt_loopback_addr(struct sockaddr_in *addr, unsigned port)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr->sin_port = htons(port);
+}
+
 int kt_loopback_listen(struct sockaddr_in *addr, unsigned port,
 		       int backlog)
 {
 	socklen_t len = sizeof(*addr);
 	int fd, one = 1, e;
 
-	memset(addr, 0, sizeof(*addr));
-	addr->sin_family = AF_INET;
-	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	addr->sin_port = htons(port);
+	kt_loopback_addr(addr, port);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return -1;

@@ -63,6 +63,15 @@ unsigned kt_failures(void);
  * 0 (default): all. */
 void kt_fail_limit(unsigned max);
 
+/* Runs a GnuTLS call; if it fails: ret = kt_gfail(), goto out. */
+#define KT_CHECK(call) do { \
+		int _r = (call); \
+		if (_r < 0) { \
+			ret = kt_gfail(#call, _r); \
+			goto out; \
+		} \
+	} while (0)
+
 /* "GNUTLS_E_..." of a GnuTLS error code, "?" for an unknown one. */
 const char *kt_ename(int code);
 /* The code of a GnuTLS error name ("GNUTLS_E_PUSH_ERROR"): 0 and *code,
@@ -86,6 +95,8 @@ int kt_make_psk_creds(gnutls_psk_server_credentials_t *scred,
 
 /* ---- sockets ---- */
 
+/* 127.0.0.1:port */
+void kt_loopback_addr(struct sockaddr_in *addr, unsigned port);
 /* A TCP socket listening on 127.0.0.1:port (0: any free port); *addr
  * gets its address.  The fd, or -1 with errno set. */
 int kt_loopback_listen(struct sockaddr_in *addr, unsigned port,
@@ -101,6 +112,10 @@ int kt_connect(const struct sockaddr_in *addr, double retry_s);
 void kt_set_user_transport(gnutls_session_t s, int fd);
 
 /* ---- the deterministic stream ---- */
+
+/* the seeds of the two directions */
+#define KT_SEED_C2S UINT64_C(0x9e3779b97f4a7c15)
+#define KT_SEED_S2C UINT64_C(0xd1b54a32d192ed03)
 
 struct kt_stream {
 	uint64_t state;

@@ -86,6 +86,8 @@
 #include <gnutls/socket.h>
 #include <gnutls/x509.h>
 
+#include "ktls-common.h"
+
 #ifndef SOL_TLS
 # define SOL_TLS 282
 #endif
@@ -133,67 +135,6 @@ static int file_fd = -1;	/* the c2s stream, for send_file */
 static pthread_mutex_t sdata_lock = PTHREAD_MUTEX_INITIALIZER;
 static gnutls_datum_t sdata;
 
-static int failures;
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&fail_lock);
-	failures++;
-	if (failures <= 20) {
-		printf("FAIL: ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-		fflush(stdout);
-	}
-	pthread_mutex_unlock(&fail_lock);
-}
-
-static const char *ename(int code)
-{
-	const char *n = gnutls_strerror_name(code);
-
-	return n ? n : "?";
-}
-
-/* byte i of a direction's stream */
-static inline unsigned char stream_byte(uint64_t i, unsigned dir)
-{
-	uint64_t x = (i >> 3) * UINT64_C(0x9e3779b97f4a7c15) + dir;
-
-	x ^= x >> 29;
-	return (unsigned char)(x >> (8 * (i & 7)));
-}
-
-static void stream_fill(unsigned char *buf, uint64_t off, size_t n,
-			unsigned dir)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		buf[i] = stream_byte(off + i, dir);
-}
-
-/* 0 if buf is the stream at off, else the index of the first wrong byte
- * plus one */
-static size_t stream_check(const unsigned char *buf, uint64_t off, size_t n,
-			   unsigned dir)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (buf[i] != stream_byte(off + i, dir))
-			return i + 1;
-	return 0;
-}
-
-#define DIR_C2S 1
-#define DIR_S2C 2
-
 /* ------------------------------------------------------------------ */
 
 static void watchdog(int sig)
@@ -205,23 +146,6 @@ static void watchdog(int sig)
 	(void)sig;
 	(void)r;
 	_exit(1);
-}
-
-static ssize_t user_push(gnutls_transport_ptr_t p, const void *d, size_t n)
-{
-	return send((int)(intptr_t)p, d, n, MSG_NOSIGNAL);
-}
-
-static ssize_t user_pull(gnutls_transport_ptr_t p, void *d, size_t n)
-{
-	return recv((int)(intptr_t)p, d, n, 0);
-}
-
-static int user_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
-{
-	struct pollfd pfd = { .fd = (int)(intptr_t)p, .events = POLLIN };
-
-	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
 /* Many small handshakes: no Nagle delays */
@@ -282,9 +206,10 @@ static int serve_one(void)
 {
 	unsigned char *buf;
 	gnutls_session_t s = NULL;
+	struct kt_stream rx, tx;
 	uint64_t got = 0, off = 0;
 	ssize_t ret;
-	size_t bad;
+	size_t bad, done;
 	int fd;
 
 	fd = accept(lfd, NULL, NULL);
@@ -293,7 +218,7 @@ static int serve_one(void)
 	buf = malloc(CHUNK);
 	nodelay(fd);
 	if (fd < 0 || buf == NULL) {
-		fail("server: accept: %s", strerror(errno));
+		kt_fail("server: accept: %s", strerror(errno));
 		free(buf);
 		if (fd >= 0)
 			close(fd);
@@ -308,14 +233,11 @@ static int serve_one(void)
 	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, scred) < 0 ||
 	    (opt.resume &&
 	     gnutls_session_ticket_enable_server(s, &ticket_key) < 0)) {
-		fail("server: session setup");
+		kt_fail("server: session setup");
 		goto out;
 	}
 	if (opt.server_user) {
-		gnutls_transport_set_ptr(s, (gnutls_transport_ptr_t)(intptr_t)fd);
-		gnutls_transport_set_push_function(s, user_push);
-		gnutls_transport_set_pull_function(s, user_pull);
-		gnutls_transport_set_pull_timeout_function(s, user_pull_timeout);
+		kt_set_user_transport(s, fd);
 	} else
 		gnutls_transport_set_int(s, fd);
 	gnutls_handshake_set_timeout(s, IO_TIMEOUT_MS);
@@ -328,14 +250,15 @@ static int serve_one(void)
 
 	/* receive the client's stream until close_notify or an error:
 	 * what arrives must be its exact prefix */
+	kt_stream_init(&rx, KT_SEED_C2S);
 	for (;;) {
 		ret = gnutls_record_recv(s, buf, CHUNK);
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
 			continue;
 		if (ret <= 0)
 			break;
-		if ((bad = stream_check(buf, got, ret, DIR_C2S)) != 0) {
-			fail("server: byte %llu of the client's "
+		if ((bad = kt_stream_check(&rx, buf, ret)) != 0) {
+			kt_fail("server: byte %llu of the client's "
 			     "stream is wrong",
 			     (unsigned long long)(got + bad - 1));
 			goto out;
@@ -345,24 +268,28 @@ static int serve_one(void)
 	if (ret < 0 || got != opt.size) {
 		/* expected when the client's row ends in an error */
 		if (opt.fail_op == OP_NONE)
-			fail("server: received %llu of %zu bytes, "
+			kt_fail("server: received %llu of %zu bytes, "
 			     "then %s", (unsigned long long)got,
-			     opt.size, ret < 0 ? ename(ret) : "EOF");
+			     opt.size, ret < 0 ? kt_ename(ret) : "EOF");
 		goto out;
 	}
+	kt_stream_init(&tx, KT_SEED_S2C);
 	while (off < opt.size) {
 		size_t n = opt.size - off < CHUNK ? opt.size - off : CHUNK;
 
-		stream_fill(buf, off, n, DIR_S2C);
-		ret = gnutls_record_send(s, buf, n);
-		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
-			continue;
-		if (ret < 0) {
-			if (opt.fail_op == OP_NONE)
-				fail("server: send: %s", ename(ret));
-			goto out;
+		kt_stream_fill(&tx, buf, n);
+		for (done = 0; done < n; done += ret) {
+			ret = gnutls_record_send(s, buf + done, n - done);
+			if (ret == GNUTLS_E_AGAIN ||
+			    ret == GNUTLS_E_INTERRUPTED)
+				ret = 0;
+			else if (ret < 0) {
+				if (opt.fail_op == OP_NONE)
+					kt_fail("server: send: %s", kt_ename(ret));
+				goto out;
+			}
 		}
-		off += ret;
+		off += n;
 	}
 	do {
 		ret = gnutls_bye(s, GNUTLS_SHUT_WR);
@@ -420,16 +347,18 @@ static void *pipe_feeder(void *arg)
 {
 	struct pipe_feed *f = arg;
 	unsigned char *buf = malloc(CHUNK);
-	size_t off = 0, n;
-	ssize_t w;
+	struct kt_stream st;
+	size_t off = 0, n, done;
+	ssize_t w = 1;
 
-	while (buf && off < f->size) {
+	kt_stream_init(&st, KT_SEED_C2S);
+	while (buf && off < f->size && w > 0) {
 		n = f->size - off < CHUNK ? f->size - off : CHUNK;
-		stream_fill(buf, off, n, DIR_C2S);
-		w = write(f->fd, buf, n);
-		if (w <= 0)
-			break;
-		off += w;
+		kt_stream_fill(&st, buf, n);
+		for (done = 0; done < n; done += w)
+			if ((w = write(f->fd, buf + done, n - done)) <= 0)
+				break;
+		off += done;
 	}
 	free(buf);
 	close(f->fd);
@@ -469,9 +398,12 @@ static int client_send_pipe(struct conn *c)
 static int client_send(struct conn *c)
 {
 	unsigned char *buf = malloc(CHUNK);
+	struct kt_stream st;
+	uint64_t bstart = 0, bend = 0;	/* the stream's bytes in buf */
 	ssize_t ret;
 	int r = 0;
 
+	kt_stream_init(&st, KT_SEED_C2S);
 	if (opt.mode == M_SENDFILE_PIPE)
 		r = client_send_pipe(c);
 	else while (r >= 0 && c->sent < opt.size) {
@@ -483,7 +415,7 @@ static int client_send(struct conn *c)
 
 			ret = gnutls_record_send_file(c->s, file_fd, &off, n);
 			if (ret >= 0 && (uint64_t)off != c->sent + ret) {
-				fail("conn %u: send_file: offset %lld after "
+				kt_fail("conn %u: send_file: offset %lld after "
 				     "%zd bytes from %llu", c->index,
 				     (long long)off, ret,
 				     (unsigned long long)c->sent);
@@ -491,8 +423,13 @@ static int client_send(struct conn *c)
 				break;
 			}
 		} else {
-			stream_fill(buf, c->sent, n, DIR_C2S);
-			ret = gnutls_record_send(c->s, buf, n);
+			if (c->sent == bend) {
+				kt_stream_fill(&st, buf, n);
+				bstart = c->sent;
+				bend = c->sent + n;
+			}
+			ret = gnutls_record_send(c->s, buf + (c->sent - bstart),
+						 bend - c->sent);
 		}
 		r = outcome(c, OP_SEND, ret);
 		if (r != 0)
@@ -521,14 +458,17 @@ static void *client_send_thread(void *arg)
 static int client_recv(struct conn *c)
 {
 	unsigned char *buf = malloc(CHUNK);
+	struct kt_stream st;
 	ssize_t ret;
 	size_t bad;
 	int r;
 
 	int mfd = -1;
 
+	kt_stream_init(&st, KT_SEED_S2C);
+
 	if (opt.recv_file && (mfd = memfd_create("ktls-load-rx", 0)) < 0) {
-		fail("memfd_create: %s", strerror(errno));
+		kt_fail("memfd_create: %s", strerror(errno));
 		free(buf);
 		return -1;
 	}
@@ -540,7 +480,7 @@ static int client_recv(struct conn *c)
 			ret = gnutls_record_recv_file(c->s, mfd, &off, CHUNK);
 			if (ret > 0 && (off != ret ||
 					pread(mfd, buf, ret, 0) != ret)) {
-				fail("conn %u: recv_file: %zd bytes, offset "
+				kt_fail("conn %u: recv_file: %zd bytes, offset "
 				     "%lld, or pread failed", c->index, ret,
 				     (long long)off);
 				r = -1;
@@ -553,8 +493,8 @@ static int client_recv(struct conn *c)
 			continue;
 		if (r < 0 || ret == 0)
 			break;
-		if ((bad = stream_check(buf, c->received, ret, DIR_S2C))) {
-			fail("conn %u: client: byte %llu of the server's "
+		if ((bad = kt_stream_check(&st, buf, ret))) {
+			kt_fail("conn %u: client: byte %llu of the server's "
 			     "stream is wrong", c->index,
 			     (unsigned long long)(c->received + bad - 1));
 			r = -1;
@@ -575,11 +515,11 @@ static void client_check_flags(struct conn *c)
 	int krx = kernel_has_keys(c->fd, K_TLS_RX);
 
 	if (opt.expect >= 0 && flags != opt.expect)
-		fail("conn %u: gnutls_transport_is_ktls_enabled() = %d, "
+		kt_fail("conn %u: gnutls_transport_is_ktls_enabled() = %d, "
 		     "expected %d", c->index, flags, opt.expect);
 	if (!!(flags & GNUTLS_KTLS_SEND) != ktx ||
 	    !!(flags & GNUTLS_KTLS_RECV) != krx)
-		fail("conn %u: gnutls_transport_is_ktls_enabled() = %d but "
+		kt_fail("conn %u: gnutls_transport_is_ktls_enabled() = %d but "
 		     "the kernel has TX keys: %s, RX keys: %s", c->index,
 		     flags, ktx ? "yes" : "no", krx ? "yes" : "no");
 }
@@ -589,11 +529,10 @@ static void run_client(struct conn *c)
 	ssize_t ret;
 	int r;
 
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	c->fd = kt_connect(&laddr, 0);
 	nodelay(c->fd);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&laddr,
-				 sizeof(laddr)) < 0) {
-		fail("conn %u: connect: %s", c->index, strerror(errno));
+	if (c->fd < 0) {
+		kt_fail("conn %u: connect: %s", c->index, strerror(errno));
 		return;
 	}
 	__atomic_add_fetch(&connected, 1, __ATOMIC_SEQ_CST);
@@ -601,14 +540,14 @@ static void run_client(struct conn *c)
 	    gnutls_priority_set_direct(c->s, opt.prio, NULL) < 0 ||
 	    gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, ccred) < 0 ||
 	    gnutls_server_name_set(c->s, GNUTLS_NAME_DNS, "localhost", 9) < 0) {
-		fail("conn %u: client session setup", c->index);
+		kt_fail("conn %u: client session setup", c->index);
 		return;
 	}
 	if (opt.resume) {
 		pthread_mutex_lock(&sdata_lock);
 		if (sdata.data &&
 		    gnutls_session_set_data(c->s, sdata.data, sdata.size) < 0)
-			fail("conn %u: gnutls_session_set_data", c->index);
+			kt_fail("conn %u: gnutls_session_set_data", c->index);
 		pthread_mutex_unlock(&sdata_lock);
 	}
 	gnutls_transport_set_int(c->s, c->fd);
@@ -626,7 +565,7 @@ static void run_client(struct conn *c)
 		pthread_t th;
 
 		if ((r = pthread_create(&th, NULL, client_send_thread, c))) {
-			fail("pthread_create: %s", strerror(r));
+			kt_fail("pthread_create: %s", strerror(r));
 			return;
 		}
 		client_recv(c);
@@ -640,7 +579,7 @@ static void run_client(struct conn *c)
 		pthread_mutex_lock(&sdata_lock);
 		if (sdata.data == NULL &&
 		    gnutls_session_get_data2(c->s, &sdata) < 0)
-			fail("conn %u: gnutls_session_get_data2", c->index);
+			kt_fail("conn %u: gnutls_session_get_data2", c->index);
 		pthread_mutex_unlock(&sdata_lock);
 	}
 }
@@ -663,34 +602,34 @@ static int one_conn(unsigned index, int first)
 
 	if (opt.fail_op != OP_NONE) {
 		if (c.err_op != opt.fail_op || c.err_code != opt.fail_code) {
-			fail("conn %u: expected %s to fail with %s, got %s%s%s",
+			kt_fail("conn %u: expected %s to fail with %s, got %s%s%s",
 			     index, op_names[opt.fail_op],
-			     ename(opt.fail_code),
+			     kt_ename(opt.fail_code),
 			     c.err_op == OP_NONE ? "no error" :
 			     op_names[c.err_op], c.err_op == OP_NONE ? "" :
 			     ": ", c.err_op == OP_NONE ? "" :
-			     ename(c.err_code));
+			     kt_ename(c.err_code));
 			bad = 1;
 		}
 	} else if (c.err_op != OP_NONE) {
-		fail("conn %u: %s: %s (sent %llu, received %llu)", index,
-		     op_names[c.err_op], ename(c.err_code),
+		kt_fail("conn %u: %s: %s (sent %llu, received %llu)", index,
+		     op_names[c.err_op], kt_ename(c.err_code),
 		     (unsigned long long)c.sent,
 		     (unsigned long long)c.received);
 		bad = 1;
 	} else if (c.sent != opt.size || c.received != opt.size) {
-		fail("conn %u: sent %llu, received %llu, expected %zu each",
+		kt_fail("conn %u: sent %llu, received %llu, expected %zu each",
 		     index, (unsigned long long)c.sent,
 		     (unsigned long long)c.received, opt.size);
 		bad = 1;
 	}
 	if (opt.retry_op != OP_NONE && c.retries[opt.retry_op] == 0) {
-		fail("conn %u: %s never returned GNUTLS_E_AGAIN/INTERRUPTED",
+		kt_fail("conn %u: %s never returned GNUTLS_E_AGAIN/INTERRUPTED",
 		     index, op_names[opt.retry_op]);
 		bad = 1;
 	}
 	if (opt.resume && !first && c.err_op == OP_NONE && !c.resumed) {
-		fail("conn %u: not resumed", index);
+		kt_fail("conn %u: not resumed", index);
 		bad = 1;
 	}
 	if (opt.verbose)
@@ -699,7 +638,7 @@ static int one_conn(unsigned index, int first)
 		       c.resumed, (unsigned long long)c.sent,
 		       (unsigned long long)c.received, c.retries[OP_SEND],
 		       c.retries[OP_RECV], op_names[c.err_op],
-		       c.err_op ? " " : "", c.err_op ? ename(c.err_code) : "");
+		       c.err_op ? " " : "", c.err_op ? kt_ename(c.err_code) : "");
 	return bad ? -1 : 0;
 }
 
@@ -774,43 +713,23 @@ static long rss_kib(void)
 
 static int make_creds(void)
 {
-	gnutls_x509_crt_t crt;
-	gnutls_x509_privkey_t key;
-	const char *err;
-	time_t t = time(NULL);
-	int ret;
-
-	ret = gnutls_x509_privkey_init(&key) < 0 ||
-	      gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-		      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0 ||
-	      gnutls_x509_crt_init(&crt) < 0 ||
-	      gnutls_x509_crt_set_version(crt, 3) < 0 ||
-	      gnutls_x509_crt_set_serial(crt, "\x01", 1) < 0 ||
-	      gnutls_x509_crt_set_activation_time(crt, t - 3600) < 0 ||
-	      gnutls_x509_crt_set_expiration_time(crt, t + 86400) < 0 ||
-	      gnutls_x509_crt_set_dn(crt, "CN=localhost", &err) < 0 ||
-	      gnutls_x509_crt_set_key(crt, key) < 0 ||
-	      gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0 ||
-	      gnutls_certificate_allocate_credentials(&scred) < 0 ||
-	      gnutls_certificate_allocate_credentials(&ccred) < 0 ||
-	      gnutls_certificate_set_x509_key(scred, &crt, 1, key) < 0 ||
-	      gnutls_session_ticket_key_generate(&ticket_key) < 0;
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(key);
-	return ret ? -1 : 0;
+	return kt_make_x509_creds(&scred, &ccred) < 0 ||
+	       gnutls_session_ticket_key_generate(&ticket_key) < 0 ? -1 : 0;
 }
 
 static int make_file(void)
 {
 	unsigned char *buf = malloc(CHUNK);
+	struct kt_stream st;
 	size_t off = 0, n;
 
+	kt_stream_init(&st, KT_SEED_C2S);
 	file_fd = memfd_create("ktls-load", 0);
 	if (file_fd < 0 || buf == NULL)
 		return -1;
 	while (off < opt.size) {
 		n = opt.size - off < CHUNK ? opt.size - off : CHUNK;
-		stream_fill(buf, off, n, DIR_C2S);
+		kt_stream_fill(&st, buf, n);
 		if (write(file_fd, buf, n) != (ssize_t)n)
 			return -1;
 		off += n;
@@ -821,16 +740,8 @@ static int make_file(void)
 
 static int make_listener(void)
 {
-	socklen_t len = sizeof(laddr);
-
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&laddr, 0, sizeof(laddr));
-	laddr.sin_family = AF_INET;
-	laddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return lfd < 0 ||
-	       bind(lfd, (struct sockaddr *)&laddr, sizeof(laddr)) < 0 ||
-	       listen(lfd, 1024) < 0 ||
-	       getsockname(lfd, (struct sockaddr *)&laddr, &len) < 0 ? -1 : 0;
+	lfd = kt_loopback_listen(&laddr, 0, 1024);
+	return lfd < 0 ? -1 : 0;
 }
 
 static enum op parse_op(const char *s, size_t n)
@@ -841,22 +752,6 @@ static enum op parse_op(const char *s, size_t n)
 		if (strlen(op_names[i]) == n && strncmp(s, op_names[i], n) == 0)
 			return i;
 	return OP_NONE;
-}
-
-/* GNUTLS_E_NAME -> code, by asking the library for each code's name */
-static int parse_error(const char *name, int *code)
-{
-	int i;
-
-	for (i = -1; i > -500; i--) {
-		const char *n = gnutls_strerror_name(i);
-
-		if (n && strcmp(n, name) == 0) {
-			*code = i;
-			return 0;
-		}
-	}
-	return -1;
 }
 
 static void usage(FILE *f)
@@ -964,7 +859,7 @@ int main(int argc, char **argv)
 			eq = strchr(optarg, '=');
 			if (eq == NULL ||
 			    (opt.fail_op = parse_op(optarg, eq - optarg)) ==
-			    OP_NONE || parse_error(eq + 1, &opt.fail_code) < 0)
+			    OP_NONE || kt_error_code(eq + 1, &opt.fail_code) < 0)
 				return usage(stderr), 2;
 			break;
 		case 'R':
@@ -1005,6 +900,7 @@ int main(int argc, char **argv)
 		printf("FAIL: ktls-load: execv: %s\n", strerror(errno));
 		return 1;
 	}
+	kt_fail_limit(20);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGALRM, watchdog);
 	alarm(opt.timeout);
@@ -1069,9 +965,9 @@ int main(int argc, char **argv)
 		       "(%+ld bytes), RSS %ld -> %ld KiB\n", fds0, fds1,
 		       heap0, heap1, heap1 - heap0, rss0, rss1);
 		if (fds0 < 0 || fds1 != fds0)
-			fail("open fds: %d before, %d after", fds0, fds1);
+			kt_fail("open fds: %d before, %d after", fds0, fds1);
 		if (heap1 - heap0 > opt.max_heap_growth)
-			fail("heap in use grew by %ld bytes (limit %ld)",
+			kt_fail("heap in use grew by %ld bytes (limit %ld)",
 			     heap1 - heap0, opt.max_heap_growth);
 	}
 
@@ -1082,9 +978,9 @@ int main(int argc, char **argv)
 	gnutls_certificate_free_credentials(scred);
 	gnutls_certificate_free_credentials(ccred);
 	gnutls_global_deinit();
-	if (failures)
-		printf("ktls-load: %d failure(s)\n", failures);
+	if (kt_failures())
+		printf("ktls-load: %u failure(s)\n", kt_failures());
 	else
 		printf("PASS: ktls-load\n");
-	return failures ? 1 : 0;
+	return kt_failures() ? 1 : 0;
 }

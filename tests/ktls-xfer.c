@@ -88,8 +88,8 @@
 #include <gnutls/socket.h>
 #include <gnutls/x509.h>
 
-#define HASH_LEN 32
-#define HOSTNAME "localhost"
+#include "ktls-common.h"
+
 #define TLS_STAT_FILE "/proc/net/tls_stat"
 
 /* Bytes of random data in the sendfile source file before the payload;
@@ -104,15 +104,13 @@
 #define DIR_S2C 2
 
 /* The payload stream of each direction. */
-#define SEED_C2S UINT64_C(0x9e3779b97f4a7c15)
-#define SEED_S2C UINT64_C(0xd1b54a32d192ed03)
 
 #define GEN_BUF (64 << 10)
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
-/* An error already reported with fail(): not a GnuTLS error code. */
+/* An error already reported with kt_fail(): not a GnuTLS error code. */
 #define E_REPORTED (-999999)
 
 /* How long a client keeps retrying a refused connect (--role client). */
@@ -206,7 +204,7 @@ struct opts {
 	int cipher_set;
 	unsigned dirs;
 	unsigned conns;		/* connections: 2 with --resume */
-	unsigned char expect_hash[HASH_LEN];
+	unsigned char expect_hash[KT_HASH_LEN];
 	char prio_buf[256];
 	const char *tmpdir;
 };
@@ -214,7 +212,7 @@ struct opts {
 /* What one side saw in one direction. */
 struct dir_result {
 	uint64_t bytes;
-	unsigned char hash[HASH_LEN];
+	unsigned char hash[KT_HASH_LEN];
 };
 
 /* Counters of one direction of one side. */
@@ -303,145 +301,16 @@ struct tls_stat {
 	unsigned long long tx_sw, rx_sw, tx_dev, rx_dev, decrypt_err;
 };
 
-static int fail(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-	char msg[512];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "FAIL: %s\n", msg);
-	fflush(stderr);
-	return -1;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static double tv_sec(const struct timeval *tv)
 {
 	return tv->tv_sec + tv->tv_usec / 1e6;
 }
 
-static void hex(char *out, const unsigned char *h)
-{
-	int i;
-
-	for (i = 0; i < HASH_LEN; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
-}
-
 /* ---- the deterministic payload stream ---- */
-
-struct stream {
-	uint64_t state;
-	uint64_t word;		/* a partly used output word */
-	unsigned avail;		/* its unused bytes */
-};
-
-static uint64_t xorshift64s(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * UINT64_C(0x2545F4914F6CDD1D);
-}
-
-static void stream_init(struct stream *st, uint64_t seed)
-{
-	memset(st, 0, sizeof(*st));
-	st->state = seed;
-}
-
-/* The same bytes however the stream is cut into pieces. */
-static void stream_fill(struct stream *st, uint8_t *buf, size_t len)
-{
-	uint64_t v;
-	size_t n;
-
-	while (len > 0) {
-		if (st->avail == 0 && len >= sizeof(v)) {
-			v = xorshift64s(&st->state);
-			memcpy(buf, &v, sizeof(v));
-			buf += sizeof(v);
-			len -= sizeof(v);
-			continue;
-		}
-		if (st->avail == 0) {
-			st->word = xorshift64s(&st->state);
-			st->avail = sizeof(st->word);
-		}
-		n = len < st->avail ? len : st->avail;
-		memcpy(buf, (const uint8_t *)&st->word +
-		       sizeof(st->word) - st->avail, n);
-		st->avail -= n;
-		buf += n;
-		len -= n;
-	}
-}
-
-static int gfail(const char *what, int ret)
-{
-	return fail("%s: %s", what, gnutls_strerror(ret));
-}
-
-/* Writes len bytes of the stream to fd (unless -1) and hashes them into
- * h (unless NULL). */
-static int stream_out(struct stream *st, uint64_t len, int fd,
-		      gnutls_hash_hd_t h)
-{
-	uint8_t *buf = malloc(GEN_BUF);
-	size_t n;
-	int ret = 0;
-
-	if (buf == NULL)
-		return fail("out of memory");
-	while (len > 0 && ret == 0) {
-		n = len < GEN_BUF ? len : GEN_BUF;
-		stream_fill(st, buf, n);
-		if (fd >= 0 && write(fd, buf, n) != (ssize_t) n)
-			ret = fail("write: %s", strerror(errno));
-		else if (h && (ret = gnutls_hash(h, buf, n)) < 0)
-			ret = gfail("gnutls_hash", ret);
-		len -= n;
-	}
-	free(buf);
-	return ret;
-}
-
-/* The hash of the first len bytes of the stream of seed (and write them
- * to fd unless -1). */
-static int stream_hash(uint64_t seed, uint64_t len, int fd,
-		       unsigned char *hash)
-{
-	struct stream st;
-	gnutls_hash_hd_t h;
-	int ret;
-
-	ret = gnutls_hash_init(&h, GNUTLS_DIG_SHA256);
-	if (ret < 0)
-		return gfail("gnutls_hash_init", ret);
-	stream_init(&st, seed);
-	ret = stream_out(&st, len, fd, h);
-	gnutls_hash_deinit(h, hash);
-	return ret;
-}
 
 static uint64_t dir_seed(unsigned dir)
 {
-	return dir == DIR_C2S ? SEED_C2S : SEED_S2C;
+	return dir == DIR_C2S ? KT_SEED_C2S : KT_SEED_S2C;
 }
 
 /* ---- option parsing ---- */
@@ -676,9 +545,9 @@ static int parse_hash(const char *s, unsigned char *out)
 {
 	unsigned i, v;
 
-	if (strlen(s) != 2 * HASH_LEN)
+	if (strlen(s) != 2 * KT_HASH_LEN)
 		return -1;
-	for (i = 0; i < HASH_LEN; i++) {
+	for (i = 0; i < KT_HASH_LEN; i++) {
 		if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
 		    !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
 		    !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
@@ -810,7 +679,7 @@ static int read_tls_stat(struct tls_stat *st)
 	if (f == NULL) {
 		if (errno == ENOENT)
 			return 0;	/* tls module not loaded (yet) */
-		return fail("open %s: %s", TLS_STAT_FILE, strerror(errno));
+		return kt_fail("open %s: %s", TLS_STAT_FILE, strerror(errno));
 	}
 	st->present = 1;
 	while (fscanf(f, "%63s %llu", name, &v) == 2) {
@@ -851,10 +720,10 @@ static int check_one_stat(const struct opts *o, const char *what,
 			  unsigned long long delta, int expected)
 {
 	if (expected && delta < (unsigned)ktls_contexts(o))
-		return fail("tls_stat %s increased by %llu, expected >= %d",
+		return kt_fail("tls_stat %s increased by %llu, expected >= %d",
 			    what, delta, ktls_contexts(o));
 	if (!expected && delta != 0)
-		return fail("tls_stat %s increased by %llu, expected 0",
+		return kt_fail("tls_stat %s increased by %llu, expected 0",
 			    what, delta);
 	return 0;
 }
@@ -869,7 +738,7 @@ static int check_tls_stat(const struct opts *o, const struct tls_stat *d)
 		       d->present, d->tx_sw, d->rx_sw, d->tx_dev, d->rx_dev,
 		       d->decrypt_err);
 	if (!d->present && o->expect != 0)
-		return fail("%s missing but KTLS expected", TLS_STAT_FILE);
+		return kt_fail("%s missing but KTLS expected", TLS_STAT_FILE);
 	if (check_one_stat(o, "TX (TlsTxSw+TlsTxDevice)", d->tx_sw + d->tx_dev,
 			   o->expect & GNUTLS_KTLS_SEND) < 0)
 		ret = -1;
@@ -877,77 +746,14 @@ static int check_tls_stat(const struct opts *o, const struct tls_stat *d)
 			   o->expect & GNUTLS_KTLS_RECV) < 0)
 		ret = -1;
 	if (d->decrypt_err != 0)
-		ret = fail("tls_stat TlsDecryptError increased by %llu",
+		ret = kt_fail("tls_stat TlsDecryptError increased by %llu",
 			   d->decrypt_err);
 	return ret;
 }
 
 /* ---- credentials ---- */
 
-#define CHECK(call) do { \
-		int _r = (call); \
-		if (_r < 0) { \
-			ret = gfail(#call, _r); \
-			goto out; \
-		} \
-	} while (0)
-
-/* Self-signed ECDSA P-256 certificate for HOSTNAME; usable with TLS 1.3
- * and with the TLS 1.2 ECDHE-ECDSA suites. */
-static int make_cert(gnutls_x509_crt_t *pcrt, gnutls_x509_privkey_t *pkey)
-{
-	gnutls_x509_crt_t crt = NULL;
-	gnutls_x509_privkey_t key = NULL;
-	time_t t = time(NULL);
-	const char *err = NULL;
-	int ret = -1;
-
-	CHECK(gnutls_x509_privkey_init(&key));
-	CHECK(gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-		GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0));
-	CHECK(gnutls_x509_crt_init(&crt));
-	CHECK(gnutls_x509_crt_set_version(crt, 3));
-	CHECK(gnutls_x509_crt_set_serial(crt, "\x01", 1));
-	CHECK(gnutls_x509_crt_set_activation_time(crt, t - 3600));
-	CHECK(gnutls_x509_crt_set_expiration_time(crt, t + 86400));
-	CHECK(gnutls_x509_crt_set_dn(crt, "CN=" HOSTNAME, &err));
-	CHECK(gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME,
-		HOSTNAME, strlen(HOSTNAME), GNUTLS_FSAN_SET));
-	CHECK(gnutls_x509_crt_set_key(crt, key));
-	CHECK(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE));
-	CHECK(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0));
-	*pcrt = crt;
-	*pkey = key;
-	return 0;
- out:
-	if (crt)
-		gnutls_x509_crt_deinit(crt);
-	if (key)
-		gnutls_x509_privkey_deinit(key);
-	return ret;
-}
-
-/* Server credentials hold the key; the client trusts exactly that cert. */
-static int make_creds(gnutls_certificate_credentials_t *scred,
-		      gnutls_certificate_credentials_t *ccred)
-{
-	gnutls_x509_crt_t crt = NULL;
-	gnutls_x509_privkey_t key = NULL;
-	int ret = -1;
-
-	*scred = *ccred = NULL;
-	if (make_cert(&crt, &key) < 0)
-		return -1;
-	CHECK(gnutls_certificate_allocate_credentials(scred));
-	CHECK(gnutls_certificate_allocate_credentials(ccred));
-	CHECK(gnutls_certificate_set_x509_key(*scred, &crt, 1, key));
-	CHECK(gnutls_certificate_set_x509_trust(*ccred, &crt, 1));
-	ret = 0;
- out:
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(key);
-	return ret;
-}
+#define CHECK KT_CHECK
 
 /* ---- waiting on non-blocking sockets ---- */
 
@@ -956,9 +762,9 @@ static int xfail(const struct xfer *x, const char *what, long long ret)
 	if (ret == E_REPORTED)
 		return -1;
 	if (ret < 0 && ret > INT32_MIN)
-		return fail("%s %s: %s: %s", x->who, x->dir, what,
+		return kt_fail("%s %s: %s: %s", x->who, x->dir, what,
 			    gnutls_strerror((int)ret));
-	return fail("%s %s: %s: returned %lld", x->who, x->dir, what, ret);
+	return kt_fail("%s %s: %s: returned %lld", x->who, x->dir, what, ret);
 }
 
 /* Counts the TLS 1.3 post-handshake messages a session receives. */
@@ -1000,7 +806,7 @@ static int retry(struct xfer *x, ssize_t *ret, const char *what,
 		return 0;
 	x->st.again++;
 	if (!x->o->nonblock) {
-		fail("GNUTLS_E_AGAIN on a blocking socket (%s %s: %s)",
+		kt_fail("GNUTLS_E_AGAIN on a blocking socket (%s %s: %s)",
 		     x->who, x->dir, what);
 		*ret = E_REPORTED;
 		return 0;
@@ -1010,7 +816,7 @@ static int retry(struct xfer *x, ssize_t *ret, const char *what,
 	    gnutls_record_get_direction(x->session) ? POLLOUT : POLLIN;
 	while (poll(&pfd, 1, -1) < 0)
 		if (errno != EINTR) {
-			fail("%s %s: poll: %s", x->who, x->dir,
+			kt_fail("%s %s: poll: %s", x->who, x->dir,
 			     strerror(errno));
 			*ret = E_REPORTED;
 			return 0;
@@ -1019,29 +825,6 @@ static int retry(struct xfer *x, ssize_t *ret, const char *what,
 }
 
 /* ---- transports ---- */
-
-static int sock_of(gnutls_transport_ptr_t p)
-{
-	return (int)(long)p;
-}
-
-static ssize_t own_push(gnutls_transport_ptr_t p, const void *buf,
-			size_t len)
-{
-	return send(sock_of(p), buf, len, MSG_NOSIGNAL);
-}
-
-static ssize_t own_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
-{
-	return recv(sock_of(p), buf, len, 0);
-}
-
-static int own_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
-{
-	struct pollfd pfd = { .fd = sock_of(p), .events = POLLIN };
-
-	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
-}
 
 /* Hands fd to the session as --transport says; *wfd gets the extra
  * descriptor of int2 (closed by the caller), else -1. */
@@ -1056,15 +839,12 @@ static int set_transport(gnutls_session_t s, int fd, const struct opts *o,
 	case T_INT2:
 		*wfd = dup(fd);
 		if (*wfd < 0)
-			return fail("dup: %s", strerror(errno));
+			return kt_fail("dup: %s", strerror(errno));
 		gnutls_transport_set_int2(s, fd, *wfd);
 		break;
 	case T_CUSTOM:
-		gnutls_transport_set_push_function(s, own_push);
-		gnutls_transport_set_pull_function(s, own_pull);
-		gnutls_transport_set_pull_timeout_function(s,
-							   own_pull_timeout);
-		/* fall through */
+		kt_set_user_transport(s, fd);
+		break;
 	case T_PTR:
 		gnutls_transport_set_ptr(s, (gnutls_transport_ptr_t)(long)fd);
 		break;
@@ -1089,18 +869,18 @@ static int session_open(gnutls_session_t *ps, int *wfd, enum role role,
 			  | (o->flag_ktls ? GNUTLS_ENABLE_KTLS : 0)));
 	ret = gnutls_priority_set_direct(s, o->prio, &err);
 	if (ret < 0) {
-		ret = fail("%s: priority '%s' rejected at '%s': %s",
+		ret = kt_fail("%s: priority '%s' rejected at '%s': %s",
 			   role_name[role], o->prio, err ? err : "",
 			   gnutls_strerror(ret));
 		goto out;
 	}
 	CHECK(gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred));
 	if (role == CLIENT) {
-		CHECK(gnutls_server_name_set(s, GNUTLS_NAME_DNS, HOSTNAME,
-					     strlen(HOSTNAME)));
+		CHECK(gnutls_server_name_set(s, GNUTLS_NAME_DNS, KT_HOSTNAME,
+					     strlen(KT_HOSTNAME)));
 		/* alone, the client does not know the server's key */
 		if (o->role == ROLE_BOTH)
-			gnutls_session_set_verify_cert(s, HOSTNAME, 0);
+			gnutls_session_set_verify_cert(s, KT_HOSTNAME, 0);
 		if (cn->index > 0)
 			CHECK(gnutls_session_set_data(s, cn->sdata->data,
 						      cn->sdata->size));
@@ -1131,7 +911,7 @@ static int session_open(gnutls_session_t *ps, int *wfd, enum role role,
 	}
 	res->resumed = gnutls_session_is_resumed(s) != 0;
 	if (cn->index > 0 && !res->resumed) {
-		ret = fail("not resumed (%s, connection %u)", role_name[role],
+		ret = kt_fail("not resumed (%s, connection %u)", role_name[role],
 			   cn->index);
 		goto out;
 	}
@@ -1168,7 +948,7 @@ static int file_prepare(struct xfer *x)
 {
 	const struct opts *o = x->o;
 	char path[4096];
-	struct stream junk, data;
+	struct kt_stream junk, data;
 	gnutls_hash_hd_t h;
 	off_t pos;
 	int fd, ret;
@@ -1176,28 +956,28 @@ static int file_prepare(struct xfer *x)
 	snprintf(path, sizeof(path), "%s/ktls-xfer.XXXXXX", o->tmpdir);
 	fd = mkstemp(path);
 	if (fd < 0)
-		return fail("%s: mkstemp %s: %s", x->who, path,
+		return kt_fail("%s: mkstemp %s: %s", x->who, path,
 			    strerror(errno));
 	unlink(path);
 	if (hash_init(x, &h) < 0) {
 		close(fd);
 		return -1;
 	}
-	stream_init(&junk, x->seed ^ 0xf11e);
-	stream_init(&data, x->seed);
-	ret = stream_out(&junk, FILE_START, fd, NULL);
+	kt_stream_init(&junk, x->seed ^ 0xf11e);
+	kt_stream_init(&data, x->seed);
+	ret = kt_stream_out(&junk, FILE_START, fd, NULL);
 	if (ret == 0)
-		ret = stream_out(&data, x->size, fd, h);
+		ret = kt_stream_out(&data, x->size, fd, h);
 	gnutls_hash_deinit(h, x->res.hash);
 	if (ret < 0) {
 		close(fd);
-		return fail("%s: writing %s failed", x->who, path);
+		return kt_fail("%s: writing %s failed", x->who, path);
 	}
 	pos = lseek(fd, o->offset_null ? FILE_START : (off_t)o->file_pos,
 		    SEEK_SET);
 	if (pos < 0) {
 		close(fd);
-		return fail("%s: lseek: %s", x->who, strerror(errno));
+		return kt_fail("%s: lseek: %s", x->who, strerror(errno));
 	}
 	x->file_fd = fd;
 	return 0;
@@ -1217,7 +997,7 @@ static void sleep_s(double s)
 static int key_update(struct xfer *x, uint64_t pos)
 {
 	const struct opts *o = x->o;
-	double wait = x->ku_time + o->ku_pace / 1000.0 - now();
+	double wait = x->ku_time + o->ku_pace / 1000.0 - kt_now();
 	ssize_t ret;
 
 	if (x->ku_time > 0 && wait > 0)
@@ -1226,13 +1006,13 @@ static int key_update(struct xfer *x, uint64_t pos)
 		ret = gnutls_session_key_update(x->session,
 						o->ku_peer ? GNUTLS_KU_PEER : 0);
 	while (retry(x, &ret, "gnutls_session_key_update", POLLOUT));
-	x->ku_time = now();
+	x->ku_time = kt_now();
 	if (ret == E_REPORTED)
 		return -1;
 	if (ret == 0) {
 		x->st.ku_ok++;
 		if (o->expect_ku == KU_ERROR)
-			return fail("%s %s: gnutls_session_key_update at byte "
+			return kt_fail("%s %s: gnutls_session_key_update at byte "
 				    "%" PRIu64 " succeeded (--expect-ku error)",
 				    x->who, x->dir, pos);
 		return 0;
@@ -1240,7 +1020,7 @@ static int key_update(struct xfer *x, uint64_t pos)
 	x->st.ku_fail++;
 	x->st.ku_err = ret;
 	if (o->expect_ku == KU_OK || ret != GNUTLS_E_UNIMPLEMENTED_FEATURE)
-		return fail("%s %s: gnutls_session_key_update at byte %" PRIu64
+		return kt_fail("%s %s: gnutls_session_key_update at byte %" PRIu64
 			    ": %s (--expect-ku %s)", x->who, x->dir, pos,
 			    gnutls_strerror(ret), ku_choices[o->expect_ku]);
 	if (x->st.ku_fail == 1 && !o->quiet)
@@ -1294,7 +1074,7 @@ static int send_buf(struct xfer *x, const uint8_t *buf, size_t len)
 
 static int send_mem(struct xfer *x)
 {
-	struct stream st;
+	struct kt_stream st;
 	gnutls_hash_hd_t h;
 	uint8_t *buf;
 	size_t n;
@@ -1302,14 +1082,14 @@ static int send_mem(struct xfer *x)
 
 	buf = malloc(x->o->chunk);
 	if (buf == NULL)
-		return fail("%s: out of memory", x->who);
+		return kt_fail("%s: out of memory", x->who);
 	if (hash_init(x, &h) < 0)
 		goto out_noh;
-	stream_init(&st, x->seed);
+	kt_stream_init(&st, x->seed);
 	while (x->res.bytes < x->size) {
 		if (next_piece(x, x->res.bytes, &n) < 0)
 			goto out;
-		stream_fill(&st, buf, n);
+		kt_stream_fill(&st, buf, n);
 		if (hash_update(x, h, buf, n) < 0 || send_buf(x, buf, n) < 0)
 			goto out;
 	}
@@ -1350,12 +1130,12 @@ static int send_file(struct xfer *x)
 		if ((size_t) ret < n)
 			x->st.partial++;
 		if (after - before != ret)
-			return fail("%s %s: send_file %s advanced by %lld, "
+			return kt_fail("%s %s: send_file %s advanced by %lld, "
 				    "returned %zd", x->who, x->dir,
 				    poff ? "offset" : "file position",
 				    (long long)(after - before), ret);
 		if (poff && file_pos(x->file_fd) != fpos)
-			return fail("%s %s: send_file with offset moved the "
+			return kt_fail("%s %s: send_file with offset moved the "
 				    "file position from %lld to %lld", x->who,
 				    x->dir, (long long)fpos,
 				    (long long)file_pos(x->file_fd));
@@ -1417,7 +1197,7 @@ static void *pipe_reader(void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			pr->ret = fail("%s: reading the pipe: %s", pr->x->who,
+			pr->ret = kt_fail("%s: reading the pipe: %s", pr->x->who,
 				       strerror(errno));
 			break;
 		}
@@ -1440,13 +1220,13 @@ static int hash_file(struct xfer *x, gnutls_hash_hd_t h, int fd, off_t start,
 
 	if (fstat(fd, &sb) < 0 ||
 	    (uint64_t)sb.st_size != (len ? start + len : 0))
-		return fail("%s %s: the file has %lld bytes, expected %llu",
+		return kt_fail("%s %s: the file has %lld bytes, expected %llu",
 			    x->who, x->dir, (long long)sb.st_size,
 			    (unsigned long long)(len ? start + len : 0));
 	while (len > 0) {
 		n = pread(fd, buf, MIN(len, sizeof(buf)), start);
 		if (n <= 0)
-			return fail("%s: pread: %s", x->who,
+			return kt_fail("%s: pread: %s", x->who,
 				    n ? strerror(errno) : "EOF");
 		if (hash_update(x, h, buf, n) < 0)
 			return -1;
@@ -1477,27 +1257,27 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 	ssize_t n;
 
 	if (recv_file == NULL)
-		return fail("%s: the library has no gnutls_record_recv_file",
+		return kt_fail("%s: the library has no gnutls_record_recv_file",
 			    x->who);
 	if (pipe_mode) {
 		if (pipe(pfd) < 0)
-			return fail("%s: pipe: %s", x->who, strerror(errno));
+			return kt_fail("%s: pipe: %s", x->who, strerror(errno));
 		pr.fd = pfd[0];
 		fd = pfd[1];
 		if (pthread_create(&thr, NULL, pipe_reader, &pr) != 0)
-			return fail("%s: pthread_create failed", x->who);
+			return kt_fail("%s: pthread_create failed", x->who);
 	} else {
 		snprintf(path, sizeof(path), "%s/ktls-xfer-recv.XXXXXX",
 			 o->recv_dir ? o->recv_dir : o->tmpdir);
 		fd = mkstemp(path);
 		if (fd < 0)
-			return fail("%s: mkstemp %s: %s", x->who, path,
+			return kt_fail("%s: mkstemp %s: %s", x->who, path,
 				    strerror(errno));
 		unlink(path);
 		if (lseek(fd, use_off ? 77 : start, SEEK_SET) < 0)
-			return fail("%s: lseek: %s", x->who, strerror(errno));
+			return kt_fail("%s: lseek: %s", x->who, strerror(errno));
 		if (o->recv_append && fcntl(fd, F_SETFL, O_APPEND) < 0)
-			return fail("%s: O_APPEND: %s", x->who, strerror(errno));
+			return kt_fail("%s: O_APPEND: %s", x->who, strerror(errno));
 	}
 	fpos = lseek(fd, 0, SEEK_CUR);
 
@@ -1515,7 +1295,7 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 		if (n == GNUTLS_E_FILE_ERROR && o->expect_file_error) {
 			x->st.file_err++;
 			if (errno != ENOSPC)
-				ret = fail("%s %s: GNUTLS_E_FILE_ERROR with "
+				ret = kt_fail("%s %s: GNUTLS_E_FILE_ERROR with "
 					   "errno %s, expected ENOSPC", x->who,
 					   x->dir, strerror(errno));
 			break;
@@ -1527,13 +1307,13 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 		bytes += n;
 		now = pipe_mode ? 0 : lseek(fd, 0, SEEK_CUR);
 		if (use_off && (off != start + (off_t)bytes || now != fpos))
-			ret = fail("%s %s: recv_file offset at %lld, file "
+			ret = kt_fail("%s %s: recv_file offset at %lld, file "
 				   "position %lld; expected %lld and %lld",
 				   x->who, x->dir, (long long)off,
 				   (long long)now, (long long)(start + bytes),
 				   (long long)fpos);
 		else if (!use_off && !pipe_mode && now != start + (off_t)bytes)
-			ret = fail("%s %s: recv_file moved the file position "
+			ret = kt_fail("%s %s: recv_file moved the file position "
 				   "to %lld, expected %lld", x->who, x->dir,
 				   (long long)now, (long long)(start + bytes));
 		if (ret < 0)
@@ -1546,7 +1326,7 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 		if (ret == 0 && pr.ret < 0)
 			ret = -1;
 		if (ret == 0 && pr.bytes != bytes)
-			ret = fail("%s %s: %llu bytes came out of the pipe, "
+			ret = kt_fail("%s %s: %llu bytes came out of the pipe, "
 				   "recv_file reported %llu", x->who, x->dir,
 				   (unsigned long long)pr.bytes,
 				   (unsigned long long)bytes);
@@ -1557,7 +1337,7 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 	}
 	x->res.bytes += bytes;
 	if (ret == 0 && o->expect_file_error && !x->st.file_err)
-		ret = fail("%s %s: no GNUTLS_E_FILE_ERROR (the directory "
+		ret = kt_fail("%s %s: no GNUTLS_E_FILE_ERROR (the directory "
 			   "was not full)", x->who, x->dir);
 	return ret;
 }
@@ -1574,7 +1354,7 @@ static int xfer_recv(struct xfer *x)
 
 	buf = malloc(len);
 	if (buf == NULL)
-		return fail("%s: out of memory", x->who);
+		return kt_fail("%s: out of memory", x->who);
 	if (hash_init(x, &h) < 0) {
 		free(buf);
 		return -1;
@@ -1659,14 +1439,14 @@ static int run_xfers(struct xfer *tx, struct xfer *rx, enum role role)
 		tx->threaded = rx->threaded = 1;
 		ret = pthread_create(&th, NULL, send_thread, tx);
 		if (ret != 0)
-			return fail("%s: pthread_create: %s", tx->who,
+			return kt_fail("%s: pthread_create: %s", tx->who,
 				    strerror(ret));
 		rx->ret = xfer_recv(rx);
 		if (rx->ret < 0)
 			xfer_abort(rx);
 		ret = pthread_join(th, NULL);
 		if (ret != 0)
-			return fail("%s: pthread_join: %s", tx->who,
+			return kt_fail("%s: pthread_join: %s", tx->who,
 				    strerror(ret));
 	} else if (tx) {
 		tx->ret = xfer_send(tx);
@@ -1699,7 +1479,7 @@ static int save_session(gnutls_session_t s, const struct conn *cn)
 		return 0;
 	ret = gnutls_session_get_data2(s, cn->sdata);
 	if (ret < 0)
-		return gfail("client: gnutls_session_get_data2", ret);
+		return kt_gfail("client: gnutls_session_get_data2", ret);
 	return 0;
 }
 
@@ -1742,16 +1522,16 @@ static int run_side(enum role role, int fd,
 	rx.ph_seen = ph_count;
 
 	if (getrusage(RUSAGE_SELF, &ru0) < 0) {
-		ret = fail("getrusage: %s", strerror(errno));
+		ret = kt_fail("getrusage: %s", strerror(errno));
 		goto out;
 	}
-	res->start = now();
+	res->start = kt_now();
 	ret = run_xfers(sending ? &tx : NULL, receiving ? &rx : NULL, role);
-	res->end = now();
+	res->end = kt_now();
 	if (ret == 0)
 		ret = save_session(s, cn);
 	if (getrusage(RUSAGE_SELF, &ru1) < 0) {
-		ret = fail("getrusage: %s", strerror(errno));
+		ret = kt_fail("getrusage: %s", strerror(errno));
 		goto out;
 	}
 	res->user = tv_sec(&ru1.ru_utime) - tv_sec(&ru0.ru_utime);
@@ -1774,32 +1554,12 @@ static int run_side(enum role role, int fd,
 
 /* ---- processes and sockets ---- */
 
-static void loopback_addr(struct sockaddr_in *addr, unsigned port)
-{
-	memset(addr, 0, sizeof(*addr));
-	addr->sin_family = AF_INET;
-	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	addr->sin_port = htons(port);
-}
-
 static int listen_socket(int *pfd, struct sockaddr_in *addr, unsigned port)
 {
-	socklen_t len = sizeof(*addr);
-	int fd, one = 1;
-
-	loopback_addr(addr, port);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return fail("socket: %s", strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)addr, sizeof(*addr)) < 0 ||
-	    listen(fd, 2) < 0 ||
-	    getsockname(fd, (struct sockaddr *)addr, &len) < 0) {
-		close(fd);
-		return fail("bind/listen on 127.0.0.1:%u: %s", port,
+	*pfd = kt_loopback_listen(addr, port, 2);
+	if (*pfd < 0)
+		return kt_fail("bind/listen on 127.0.0.1:%u: %s", port,
 			    strerror(errno));
-	}
-	*pfd = fd;
 	return 0;
 }
 
@@ -1809,9 +1569,9 @@ static int prepare_socket(int fd, const struct opts *o)
 	int fl = fcntl(fd, F_GETFL), sz = o->sndbuf;
 
 	if (o->nonblock && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
-		return fail("fcntl O_NONBLOCK: %s", strerror(errno));
+		return kt_fail("fcntl O_NONBLOCK: %s", strerror(errno));
 	if (sz && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) < 0)
-		return fail("setsockopt SO_SNDBUF: %s", strerror(errno));
+		return kt_fail("setsockopt SO_SNDBUF: %s", strerror(errno));
 	return 0;
 }
 
@@ -1864,12 +1624,12 @@ static int server_main(int lfd, int report_fd,
 	int fd, ret = 0;
 
 	if (o->resume && (ret = gnutls_session_ticket_key_generate(&key)) < 0)
-		ret = gfail("gnutls_session_ticket_key_generate", ret);
+		ret = kt_gfail("gnutls_session_ticket_key_generate", ret);
 	for (cn.index = 0; ret == 0 && cn.index < o->conns; cn.index++) {
 		memset(&s[cn.index], 0, sizeof(s[cn.index]));
 		fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
-			ret = fail("server: accept: %s", strerror(errno));
+			ret = kt_fail("server: accept: %s", strerror(errno));
 		else if ((ret = prepare_socket(fd, o)) == 0)
 			ret = run_side(SERVER, fd, cred, o, &cn, &s[cn.index]);
 		if (fd >= 0)
@@ -1879,7 +1639,7 @@ static int server_main(int lfd, int report_fd,
 				ret = -1;
 		} else if (write_all(report_fd, &s[cn.index],
 				     sizeof(s[cn.index])) < 0) {
-			ret = fail("server: writing results: %s",
+			ret = kt_fail("server: writing results: %s",
 				   strerror(errno));
 		}
 	}
@@ -1891,23 +1651,11 @@ static int server_main(int lfd, int report_fd,
 static int client_connect(const struct sockaddr_in *addr,
 			  const struct opts *o)
 {
-	double give_up = now() + CONNECT_RETRY_S;
-	int fd;
+	/* --role client may start before the server listens */
+	int fd = kt_connect(addr, o->role == ROLE_CLIENT ? CONNECT_RETRY_S : 0);
 
-	for (;;) {
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd < 0)
-			return fail("socket: %s", strerror(errno));
-		if (connect(fd, (const struct sockaddr *)addr,
-			    sizeof(*addr)) == 0)
-			break;
-		close(fd);
-		/* --role client may start before the server listens */
-		if (errno != ECONNREFUSED || o->role != ROLE_CLIENT ||
-		    now() > give_up)
-			return fail("connect: %s", strerror(errno));
-		sleep_s(0.05);
-	}
+	if (fd < 0)
+		return kt_fail("connect: %s", strerror(errno));
 	if (prepare_socket(fd, o) < 0) {
 		close(fd);
 		return -1;
@@ -1958,7 +1706,7 @@ static int client_main(pid_t child, const struct sockaddr_in *addr,
 	for (i = 0; i < done; i++)
 		if (read_all(report_fd, &s[i], sizeof(s[i])) < 0) {
 			memset(&s[i], 0, sizeof(s[i]));
-			ret = fail("server: no results (server process "
+			ret = kt_fail("server: no results (server process "
 				   "failed)");
 			break;
 		}
@@ -1968,15 +1716,15 @@ static int client_main(pid_t child, const struct sockaddr_in *addr,
 		killed = 1;
 	}
 	if (waitpid(child, &status, 0) < 0)
-		return fail("waitpid: %s", strerror(errno));
+		return kt_fail("waitpid: %s", strerror(errno));
 	if (killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
 		return -1;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFSIGNALED(status))
-			fail("server process killed by signal %d",
+			kt_fail("server process killed by signal %d",
 			     WTERMSIG(status));
 		else
-			fail("server process exited with status %d",
+			kt_fail("server process exited with status %d",
 			     WEXITSTATUS(status));
 		ret = -1;
 	}
@@ -1993,14 +1741,14 @@ static int check_side(const char *who, const struct side_result *r,
 	if (!r->handshake_done)
 		return -1;
 	if (r->flags != (unsigned)o->expect)
-		ret = fail("ktls flags %s=%u expected=%u", who, r->flags,
+		ret = kt_fail("ktls flags %s=%u expected=%u", who, r->flags,
 			   o->expect);
 	if (o->version_set && r->version != (int)o->version)
-		ret = fail("version %s=%s expected=%s", who,
+		ret = kt_fail("version %s=%s expected=%s", who,
 			   gnutls_protocol_get_name(r->version),
 			   gnutls_protocol_get_name(o->version));
 	if (o->cipher_set && r->cipher != (int)o->cipher->algo)
-		ret = fail("cipher %s=%s expected=%s", who,
+		ret = kt_fail("cipher %s=%s expected=%s", who,
 			   gnutls_cipher_get_name(r->cipher),
 			   gnutls_cipher_get_name(o->cipher->algo));
 	return ret;
@@ -2012,13 +1760,13 @@ static int check_dir(const char *dir, const struct dir_result *sent,
 	int ret = 0;
 
 	if (sent->bytes != size)
-		ret = fail("byte count %s sent=%" PRIu64 " expected=%" PRIu64,
+		ret = kt_fail("byte count %s sent=%" PRIu64 " expected=%" PRIu64,
 			   dir, sent->bytes, size);
 	if (recvd->bytes != sent->bytes)
-		ret = fail("byte count %s received=%" PRIu64 " sent=%" PRIu64,
+		ret = kt_fail("byte count %s received=%" PRIu64 " sent=%" PRIu64,
 			   dir, recvd->bytes, sent->bytes);
-	if (memcmp(sent->hash, recvd->hash, HASH_LEN) != 0)
-		ret = fail("hash mismatch %s", dir);
+	if (memcmp(sent->hash, recvd->hash, KT_HASH_LEN) != 0)
+		ret = kt_fail("hash mismatch %s", dir);
 	return ret;
 }
 
@@ -2055,8 +1803,8 @@ static int check_alone(enum role role, const struct opts *o,
 	const struct dir_result *d[2] = { &r->sent, &r->received };
 	uint64_t want[2] = { o->dirs & tx_dir ? o->size : 0,
 		o->dirs & rx_dir ? o->size : 0 };
-	unsigned char expect[HASH_LEN];
-	char h[2 * HASH_LEN + 1];
+	unsigned char expect[KT_HASH_LEN];
+	char h[2 * KT_HASH_LEN + 1];
 	int i, ret = check_side(role_name[role], r, o);
 
 	if (!r->ok)
@@ -2066,22 +1814,22 @@ static int check_alone(enum role role, const struct opts *o,
 
 		if (!(o->dirs & (i ? rx_dir : tx_dir)) && !o->resume)
 			continue;
-		hex(h, d[i]->hash);
+		kt_hex(h, d[i]->hash);
 		if (!o->quiet)
 			printf("%s conn %u %s: sha256=%s bytes=%" PRIu64 "\n",
 			       role_name[role], conn, what, h, d[i]->bytes);
 		if (d[i]->bytes != want[i])
-			ret = fail("%s %s %" PRIu64 " bytes, expected %" PRIu64,
+			ret = kt_fail("%s %s %" PRIu64 " bytes, expected %" PRIu64,
 				   role_name[role], what, d[i]->bytes,
 				   want[i]);
 		if (i == 0 || (o->peer_raw && !o->expect_sha256))
 			continue;
 		if (o->peer_raw)
-			memcpy(expect, o->expect_hash, HASH_LEN);
-		else if (stream_hash(dir_seed(rx_dir), want[1], -1, expect) < 0)
+			memcpy(expect, o->expect_hash, KT_HASH_LEN);
+		else if (kt_stream_hash(dir_seed(rx_dir), want[1], -1, expect) < 0)
 			return -1;
-		if (memcmp(expect, d[i]->hash, HASH_LEN) != 0)
-			ret = fail("%s: hash mismatch of the received data",
+		if (memcmp(expect, d[i]->hash, KT_HASH_LEN) != 0)
+			ret = kt_fail("%s: hash mismatch of the received data",
 				   role_name[role]);
 	}
 	return ret;
@@ -2217,7 +1965,7 @@ static int check_partial(const struct opts *o, const struct side_result *c,
 	for (i = 0; i < o->conns; i++)
 		partial += c[i].tx.partial + s[i].tx.partial;
 	if (o->expect_partial && partial == 0)
-		return fail("--expect-partial: no send took only part of its "
+		return kt_fail("--expect-partial: no send took only part of its "
 			    "buffer");
 	return 0;
 }
@@ -2237,19 +1985,19 @@ static void on_alarm(int sig)
 /* --gen-file: the stream the --dir side sends. */
 static int gen_file(const struct opts *o)
 {
-	unsigned char hash[HASH_LEN];
-	char h[2 * HASH_LEN + 1];
+	unsigned char hash[KT_HASH_LEN];
+	char h[2 * KT_HASH_LEN + 1];
 	int fd, ret;
 
 	fd = open(o->gen_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
-		return fail("open %s: %s", o->gen_file, strerror(errno));
-	ret = stream_hash(dir_seed(o->dirs), o->size, fd, hash);
+		return kt_fail("open %s: %s", o->gen_file, strerror(errno));
+	ret = kt_stream_hash(dir_seed(o->dirs), o->size, fd, hash);
 	if (close(fd) < 0 && ret == 0)
-		ret = fail("close %s: %s", o->gen_file, strerror(errno));
+		ret = kt_fail("close %s: %s", o->gen_file, strerror(errno));
 	if (ret < 0)
 		return ret;
-	hex(h, hash);
+	kt_hex(h, hash);
 	printf("sha256=%s bytes=%" PRIu64 "\n", h, o->size);
 	return 0;
 }
@@ -2268,7 +2016,7 @@ static int run_both(const struct opts *o,
 		return -1;
 	if (pipe(pfd) < 0) {
 		close(lfd);
-		return fail("pipe: %s", strerror(errno));
+		return kt_fail("pipe: %s", strerror(errno));
 	}
 	fflush(NULL);
 	pid = fork();
@@ -2276,7 +2024,7 @@ static int run_both(const struct opts *o,
 		close(lfd);
 		close(pfd[0]);
 		close(pfd[1]);
-		return fail("fork: %s", strerror(errno));
+		return kt_fail("fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		alarm(o->timeout);
@@ -2308,7 +2056,7 @@ static int run(const struct opts *o)
 	memset(s, 0, sizeof(s));
 	if (o->check_stat && read_tls_stat(&st0) < 0)
 		return -1;
-	if (make_creds(&scred, &ccred) < 0) {
+	if (kt_make_x509_creds(&scred, &ccred) < 0) {
 		ret = -1;
 		goto out;
 	}
@@ -2330,7 +2078,7 @@ static int run(const struct opts *o)
 		ret = server_main(lfd, -1, scred, o, s);
 		break;
 	default:
-		loopback_addr(&addr, o->port);
+		kt_loopback_addr(&addr, o->port);
 		ret = client_conns(&addr, ccred, o, c, &done);
 		break;
 	}
