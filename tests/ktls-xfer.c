@@ -1,5 +1,5 @@
 /*
- * Copyright (C) 2024 The KTLS offload patch authors
+ * Copyright (C) 2026 gnutls-ktls contributors
  *
  * This file is part of GnuTLS.
  *

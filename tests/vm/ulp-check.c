@@ -1,3 +1,22 @@
+/*
+ * Copyright (C) 2026 gnutls-ktls contributors
+ *
+ * This file is part of GnuTLS.
+ *
+ * GnuTLS is free software: you can redistribute it and/or modify it
+ * under the terms of the GNU General Public License as published by
+ * the Free Software Foundation, either version 3 of the License, or
+ * (at your option) any later version.
+ *
+ * GnuTLS is distributed in the hope that it will be useful, but
+ * WITHOUT ANY WARRANTY; without even the implied warranty of
+ * MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the GNU
+ * General Public License for more details.
+ *
+ * You should have received a copy of the GNU General Public License
+ * along with this program.  If not, see <https://www.gnu.org/licenses/>
+ */
+
 /* Self-test for tests/vm/run-in-kernel: proves that the kernel's TLS ULP
  * works, without GnuTLS. On a connected loopback TCP pair it attaches the
  * "tls" ULP (setsockopt TCP_ULP), installs the same TLS 1.3 key as TX on one
