@@ -18,18 +18,24 @@
  *
  */
 
+
 /* The kernel TLS backend.  See ktls.h for how the record layer uses it.
  *
- * Structure: one table of the AEADs the kernel takes (ktls_ciphers), one
- * builder from a GnuTLS record state to the kernel's crypto_info
- * (ktls_build_crypto_info), one place that hands keys to the kernel per
- * direction (ktls_install), one errno -> GnuTLS error mapping
- * (ktls_map_errno).  Deciding whether a direction can be offloaded
- * (ktls_offloadable) is separate from installing it; every "no" leaves
- * that direction in userspace and is logged at debug level.
+ * Structure: the pure pieces (the AEAD table, the crypto_info builder,
+ * the record-type control message, errno meanings) are in ktls_wire.c.
+ * Here: one place that hands keys to the kernel per direction
+ * (ktls_install), called at the end of the handshake and after key
+ * updates (ktls_sync); deciding whether a direction can be offloaded
+ * (ktls_offloadable) is separate from installing it, and every "no"
+ * leaves that direction in userspace, logged at debug level.  Then
+ * sending (sendmsg, sendfile/splice), receiving (recvmsg, the data fast
+ * path) and gnutls_record_recv_file()'s splice path.
  */
 
 #include "gnutls_int.h"
+
+#ifdef ENABLE_KTLS
+
 #include "errors.h"
 #include "record.h"
 #include "mbuffers.h"
@@ -37,20 +43,15 @@
 #include "system.h"
 #include "debug.h"
 #include "system/ktls.h"
+#include "system/ktls_wire.h"
 
 #include <errno.h>
-#include <string.h>
-#include <unistd.h>
-
-/* gnutls_record_recv_file(), with or without KTLS */
-static size_t recv_file_write(int fd, off_t *pos, const void *buf,
-			      size_t n, int *err);
-static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel);
-
-#ifdef ENABLE_KTLS
-
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
@@ -68,141 +69,22 @@ static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel);
 # define TCP_ULP 31
 #endif
 
-/* The largest TLS plaintext a record can carry (RFC 8446, 5.1). */
-#define KTLS_MAX_PLAINTEXT 16384
-
 /* TLS 1.3 AEAD usage limits under TX offload (RFC 8446, 5.5).  The kernel
- * counts its records itself, so the backend estimates them in the write
+ * counts its records itself; the backend keeps a count in the write
  * state's sequence number (what gnutls_record_get_state() reports): one
- * per 2^14 bytes of each send, at least one per send.  Like the userspace
- * record layer, ask for a key update after 2^24 - 3 records; where the
- * kernel cannot take new keys, stop sending at 2^24.5 records (the
- * AES-GCM limit) rather than exceed it.  Ciphers without a limit
- * (ChaCha20-Poly1305) and sessions with GNUTLS_NO_AUTO_REKEY are exempt,
- * as in userspace.  Each new TLS 1.3 key starts again at 0. */
+ * record per 2^14 bytes of each sendmsg, at least one per call (never
+ * fewer than the kernel made), and the kernel's own count after each
+ * sendfile/splice.  Like the userspace record layer, a key update is due
+ * after 2^24 - 3 records; where the kernel cannot take new keys, sending
+ * stops at 2^24.5 records (the AES-GCM limit) rather than exceed it.
+ * Sends are cut at these points, so that no single call crosses one.
+ * Ciphers without a limit (ChaCha20-Poly1305) and sessions with
+ * GNUTLS_NO_AUTO_REKEY are exempt, as in userspace.  Each new TLS 1.3
+ * key starts again at 0. */
 #define KTLS_REKEY_RECORDS UINT64_C(0xfffffd)
 #define KTLS_MAX_RECORDS UINT64_C(23726566)
 
-/* --- the ciphers ------------------------------------------------------- */
-
-/* The kernel's crypto_info for every AEAD it takes is laid out as
- *	struct tls_crypto_info | iv | key | salt | rec_seq
- * with sizes that depend only on the cipher.  "iv" is the part of the
- * nonce after the salt: the TLS 1.3 / ChaCha20 static IV without its
- * first salt_size bytes, or the TLS 1.2 explicit nonce. */
-struct ktls_cipher {
-	gnutls_cipher_algorithm_t id;
-	uint16_t kernel_id;	/* TLS_CIPHER_* */
-	uint8_t iv_size;
-	uint8_t key_size;
-	uint8_t salt_size;
-	uint8_t info_size;	/* sizeof the kernel's struct, as a check */
-};
-
-#define KTLS_CIPHER(gid, kname, kstruct) \
-	{ gid, TLS_CIPHER_##kname, TLS_CIPHER_##kname##_IV_SIZE, \
-	  TLS_CIPHER_##kname##_KEY_SIZE, TLS_CIPHER_##kname##_SALT_SIZE, \
-	  sizeof(struct kstruct) }
-
-static const struct ktls_cipher ktls_ciphers[] = {
-	KTLS_CIPHER(GNUTLS_CIPHER_AES_128_GCM, AES_GCM_128,
-		    tls12_crypto_info_aes_gcm_128),
-	KTLS_CIPHER(GNUTLS_CIPHER_AES_256_GCM, AES_GCM_256,
-		    tls12_crypto_info_aes_gcm_256),
-	KTLS_CIPHER(GNUTLS_CIPHER_AES_128_CCM, AES_CCM_128,
-		    tls12_crypto_info_aes_ccm_128),
-#ifdef TLS_CIPHER_CHACHA20_POLY1305
-	KTLS_CIPHER(GNUTLS_CIPHER_CHACHA20_POLY1305, CHACHA20_POLY1305,
-		    tls12_crypto_info_chacha20_poly1305),
-#endif
-};
-
-#define KTLS_SEQ_SIZE 8
-#define KTLS_CRYPTO_INFO_MAX 64
-
-static const struct ktls_cipher *ktls_cipher_find(gnutls_cipher_algorithm_t id)
-{
-	unsigned i;
-
-	for (i = 0; i < sizeof(ktls_ciphers) / sizeof(ktls_ciphers[0]); i++)
-		if (ktls_ciphers[i].id == id)
-			return &ktls_ciphers[i];
-	return NULL;
-}
-
-/* Builds the crypto_info for one direction from its GnuTLS record state.
- * TLS 1.2 AES-GCM/CCM keep only the salt as IV (st->iv_size == salt);
- * the kernel then derives the explicit nonce from the sequence number, as
- * GnuTLS does.  TLS 1.3 and ChaCha20 keep the whole static IV. */
-static int ktls_build_crypto_info(const struct ktls_cipher *c,
-				  uint16_t tls_version,
-				  const record_state_st *st,
-				  uint8_t out[KTLS_CRYPTO_INFO_MAX],
-				  size_t *out_size)
-{
-	struct tls_crypto_info info;
-	uint8_t seq[KTLS_SEQ_SIZE];
-	uint8_t *p = out;
-
-	if (st->key_size != c->key_size)
-		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
-
-	memset(&info, 0, sizeof(info));
-	info.version = tls_version;
-	info.cipher_type = c->kernel_id;
-	_gnutls_write_uint64(st->sequence_number, seq);
-
-	memcpy(p, &info, sizeof(info));
-	p += sizeof(info);
-	if (st->iv_size == (unsigned)c->salt_size + c->iv_size)
-		memcpy(p, st->iv + c->salt_size, c->iv_size);
-	else if (st->iv_size == c->salt_size && c->iv_size == KTLS_SEQ_SIZE)
-		memcpy(p, seq, c->iv_size);
-	else
-		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
-	p += c->iv_size;
-	memcpy(p, st->key, c->key_size);
-	p += c->key_size;
-	memcpy(p, st->iv, c->salt_size);
-	p += c->salt_size;
-	memcpy(p, seq, KTLS_SEQ_SIZE);
-	p += KTLS_SEQ_SIZE;
-
-	*out_size = p - out;
-	if (*out_size != c->info_size)
-		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
-	return 0;
-}
-
-/* --- errors -------------------------------------------------------------- */
-
-/* What a userspace session returns for the same condition. */
-static int ktls_map_errno(int err, unsigned dir)
-{
-	switch (err) {
-	case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-	case EWOULDBLOCK:
-#endif
-		return GNUTLS_E_AGAIN;
-	case EINTR:
-		return GNUTLS_E_INTERRUPTED;
-	case EBADMSG:		/* record failed authentication */
-		return GNUTLS_E_DECRYPTION_FAILED;
-	case EMSGSIZE:		/* record larger than 2^14 + expansion */
-		return GNUTLS_E_RECORD_OVERFLOW;
-	case EINVAL:		/* record header with another version */
-		return dir == GNUTLS_KTLS_RECV ?
-			GNUTLS_E_UNSUPPORTED_VERSION_PACKET : GNUTLS_E_PUSH_ERROR;
-	case ECONNRESET:
-		return GNUTLS_E_PREMATURE_TERMINATION;
-	default:
-		return dir == GNUTLS_KTLS_RECV ?
-			GNUTLS_E_PULL_ERROR : GNUTLS_E_PUSH_ERROR;
-	}
-}
-
-static inline int ktls_fatal(int ret)
+static inline bool ktls_fatal(int ret)
 {
 	return ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED &&
 	       ret != GNUTLS_E_TIMEDOUT;
@@ -279,15 +161,39 @@ static void ktls_expect_no_pad(gnutls_session_t session,
 #endif
 }
 
+static const record_state_st *ktls_state(record_parameters_st *params,
+					 unsigned dir)
+{
+	return dir == GNUTLS_KTLS_RECV ? &params->read : &params->write;
+}
+
+/* A digest of one direction's key and IV, to tell whether a new epoch
+ * changed them. */
+static void ktls_key_id(const record_state_st *st,
+			uint8_t id[KTLS_KEY_ID_SIZE])
+{
+	uint8_t buf[MAX_CIPHER_KEY_SIZE + MAX_CIPHER_IV_SIZE];
+	uint8_t digest[32];
+
+	memcpy(buf, st->key, st->key_size);
+	memcpy(buf + st->key_size, st->iv, st->iv_size);
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, buf,
+			     st->key_size + st->iv_size, digest) < 0)
+		memset(digest, 0, sizeof(digest));
+	memcpy(id, digest, KTLS_KEY_ID_SIZE);
+	gnutls_memset(buf, 0, sizeof(buf));
+}
+
 /* The one place that hands keys to the kernel, for the initial install
  * and for a TLS 1.3 key update alike. */
 static int ktls_install(gnutls_session_t session, unsigned dir,
 			record_parameters_st *params)
 {
+	struct ktls_st *k = &session->internals.ktls;
 	const version_entry_st *vers = get_version(session);
-	const struct ktls_cipher *c = ktls_cipher_find(params->cipher->id);
-	const record_state_st *st = dir == GNUTLS_KTLS_RECV ?
-				    &params->read : &params->write;
+	const struct ktls_cipher *c = _gnutls_ktls_cipher_find(params->cipher->id);
+	const record_state_st *st = ktls_state(params, dir);
+	struct ktls_keys keys;
 	uint8_t info[KTLS_CRYPTO_INFO_MAX];
 	size_t info_size;
 	int ret, err = 0;
@@ -295,12 +201,15 @@ static int ktls_install(gnutls_session_t session, unsigned dir,
 	if (c == NULL || vers == NULL)
 		return gnutls_assert_val(GNUTLS_E_INTERNAL_ERROR);
 
-	ret = ktls_build_crypto_info(c,
-				     vers->tls13_sem ? TLS_1_3_VERSION :
-						       TLS_1_2_VERSION,
-				     st, info, &info_size);
+	keys.version = vers->tls13_sem ? TLS_1_3_VERSION : TLS_1_2_VERSION;
+	keys.key = st->key;
+	keys.key_size = st->key_size;
+	keys.iv = st->iv;
+	keys.iv_size = st->iv_size;
+	keys.seq = st->sequence_number;
+	ret = _gnutls_ktls_crypto_info(c, &keys, info, &info_size);
 	if (ret < 0)
-		return ret;
+		return gnutls_assert_val(ret);
 
 	if (setsockopt(ktls_fd(session, dir), SOL_TLS,
 		       dir == GNUTLS_KTLS_RECV ? TLS_RX : TLS_TX,
@@ -316,29 +225,43 @@ static int ktls_install(gnutls_session_t session, unsigned dir,
 	}
 
 	if (dir == GNUTLS_KTLS_RECV) {
-		session->internals.ktls.rx_epoch = params->epoch;
+		k->rx_epoch = params->epoch;
+		ktls_key_id(st, k->rx_key_id);
 		ktls_expect_no_pad(session, vers);
 	} else {
-		session->internals.ktls.tx_epoch = params->epoch;
+		k->tx_epoch = params->epoch;
+		ktls_key_id(st, k->tx_key_id);
 	}
-	session->internals.ktls.enabled |= dir;
+	k->enabled |= dir;
 	return 0;
 }
 
 /* Before each kernel I/O: if GnuTLS moved to new keys (a TLS 1.3 key
- * update), the kernel must get them first.  Kernels before 6.14 cannot
+ * update), the kernel must get them first.  A key update moves both
+ * directions to a new epoch; the direction whose key stayed the same is
+ * left alone (its sequence number in GnuTLS is not the kernel's: the
+ * data fast path does not count records).  Kernels before 6.14 cannot
  * change keys; the session then ends with a clear error rather than
  * misreading or sending records under the wrong keys. */
 static int ktls_sync(gnutls_session_t session, unsigned dir,
 		     record_parameters_st *params)
 {
-	uint16_t installed = dir == GNUTLS_KTLS_RECV ?
-			     session->internals.ktls.rx_epoch :
-			     session->internals.ktls.tx_epoch;
+	struct ktls_st *k = &session->internals.ktls;
+	uint16_t *installed = dir == GNUTLS_KTLS_RECV ? &k->rx_epoch :
+							&k->tx_epoch;
+	const uint8_t *installed_id = dir == GNUTLS_KTLS_RECV ?
+				      k->rx_key_id : k->tx_key_id;
+	uint8_t id[KTLS_KEY_ID_SIZE];
 	int ret;
 
-	if (likely(params->epoch == installed))
+	if (likely(params->epoch == *installed))
 		return 0;
+
+	ktls_key_id(ktls_state(params, dir), id);
+	if (memcmp(id, installed_id, KTLS_KEY_ID_SIZE) == 0) {
+		*installed = params->epoch;	/* the other key changed */
+		return 0;
+	}
 
 	ret = ktls_install(session, dir, params);
 	if (ret < 0) {
@@ -357,14 +280,14 @@ static bool ktls_default_transport(gnutls_session_t session)
 	return session->internals.pull_func == system_read &&
 	       session->internals.push_func == NULL &&
 	       (session->internals.vec_push_func == system_writev ||
-		session->internals.vec_push_func == system_writev_nosignal) &&
-	       session->internals.pull_timeout_func ==
-		       gnutls_system_recv_timeout;
+		session->internals.vec_push_func == system_writev_nosignal);
 }
 
 /* Why one direction cannot go to the kernel, or NULL. */
 static const char *ktls_dir_unsuitable(gnutls_session_t session, unsigned dir)
 {
+	const security_parameters_st *sp = &session->security_parameters;
+
 	if (!ktls_is_tcp_socket(ktls_fd(session, dir)))
 		return "transport is not a TCP socket";
 	if (dir == GNUTLS_KTLS_RECV) {
@@ -372,13 +295,16 @@ static const char *ktls_dir_unsuitable(gnutls_session_t session, unsigned dir)
 		 * socket: the kernel would miss them */
 		if (session->internals.record_recv_buffer.byte_length != 0)
 			return "undecrypted bytes buffered";
+		/* the kernel takes records up to 2^14 bytes: it would not
+		 * enforce the smaller limit we advertised (RFC 8449) */
+		if (sp->max_record_recv_size < KTLS_MAX_PLAINTEXT)
+			return "we limit the record size";
 		return NULL;
 	}
 	if (session->internals.record_send_buffer.byte_length != 0)
 		return "unsent records buffered";
 	/* the kernel fills records up to 2^14 bytes (RFC 8449 limit) */
-	if (session->security_parameters.max_record_send_size <
-	    KTLS_MAX_PLAINTEXT)
+	if (sp->max_record_send_size < KTLS_MAX_PLAINTEXT)
 		return "peer limits the record size";
 	return NULL;
 }
@@ -395,13 +321,15 @@ static unsigned ktls_offloadable(gnutls_session_t session,
 
 	if (IS_DTLS(session))
 		why = "DTLS";
-	else if (!ktls_default_transport(session))
+	else if (!ktls_default_transport(session) ||
+		 session->internals.pull_timeout_func !=
+			 gnutls_system_recv_timeout)
 		why = "custom transport functions";
 	else if (vers == NULL ||
 		 (vers->id != GNUTLS_TLS1_2 && vers->id != GNUTLS_TLS1_3))
 		why = "protocol version";
-	else if (ktls_cipher_find(rparams->cipher->id) == NULL ||
-		 ktls_cipher_find(wparams->cipher->id) == NULL)
+	else if (_gnutls_ktls_cipher_find(rparams->cipher->id) == NULL ||
+		 _gnutls_ktls_cipher_find(wparams->cipher->id) == NULL)
 		why = "cipher not supported by kernel TLS";
 	if (why != NULL) {
 		_gnutls_debug_log("ktls: not offloading: %s\n", why);
@@ -434,11 +362,12 @@ static bool ktls_wanted(gnutls_session_t session)
 
 void _gnutls_ktls_enable(gnutls_session_t session)
 {
+	struct ktls_st *k = &session->internals.ktls;
 	record_parameters_st *rparams, *wparams;
 	unsigned dirs, dir;
 	int ret;
 
-	if (session->internals.ktls.enabled || !ktls_wanted(session))
+	if (k->enabled || !ktls_wanted(session))
 		return;
 
 	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &rparams) < 0 ||
@@ -462,6 +391,8 @@ void _gnutls_ktls_enable(gnutls_session_t session)
 		if (ret < 0)
 			gnutls_assert();
 	}
+	k->recv_ptr = session->internals.transport_recv_ptr;
+	k->send_ptr = session->internals.transport_send_ptr;
 
 	_gnutls_debug_log("ktls: session %p (%s): TX %s, RX %s\n", session,
 			  wparams->cipher->name,
@@ -474,11 +405,32 @@ void _gnutls_ktls_deinit(gnutls_session_t session)
 	struct ktls_st *k = &session->internals.ktls;
 
 	_mbuffer_xfree(&k->rx_stash);
-	if (k->pipe_records) {
+	_mbuffer_xfree(&k->tx_pending);
+	if (k->pipe_state == KTLS_PIPE_OPEN) {
 		close(k->pipe_fd[0]);
 		close(k->pipe_fd[1]);
-		k->pipe_records = 0;
 	}
+	k->pipe_state = KTLS_PIPE_NONE;
+}
+
+/* The application gave the session another transport.  An offloaded
+ * session is bound to the socket whose kernel holds its keys: any other
+ * transport would get plaintext, and what it returns would not be
+ * authenticated.  Fail closed: the session is invalidated, so every
+ * further record call returns GNUTLS_E_INVALID_SESSION.  Setting the same
+ * socket again changes nothing. */
+void _gnutls_ktls_transport_changed(gnutls_session_t session)
+{
+	struct ktls_st *k = &session->internals.ktls;
+
+	if (!k->enabled ||
+	    (ktls_default_transport(session) &&
+	     session->internals.transport_recv_ptr == k->recv_ptr &&
+	     session->internals.transport_send_ptr == k->send_ptr))
+		return;
+	_gnutls_debug_log("ktls: session %p: transport changed after the keys went to the kernel: session invalidated\n",
+			  session);
+	session_invalidate(session);
 }
 
 /* Whether the running kernel takes new keys on a TLS 1.3 socket that
@@ -527,8 +479,9 @@ int _gnutls_ktls_check_rehandshake(gnutls_session_t session)
 
 /* --- sending ------------------------------------------------------------ */
 
-static bool ktls_tx_limited(gnutls_session_t session,
-			    record_parameters_st *params)
+/* Whether the TX key has a usage limit (see KTLS_REKEY_RECORDS). */
+static bool ktls_tx_key_has_limit(gnutls_session_t session,
+				  record_parameters_st *params)
 {
 	const version_entry_st *vers = get_version(session);
 
@@ -537,30 +490,24 @@ static bool ktls_tx_limited(gnutls_session_t session,
 	       !(params->cipher->flags & GNUTLS_CIPHER_FLAG_NO_REKEY);
 }
 
-/* Before sending: refuse to go past the usage limit of the key. */
-static int ktls_tx_check_limit(gnutls_session_t session,
-			       record_parameters_st *params)
+/* How many bytes may go to the kernel now without a record crossing the
+ * key's rekey point (kernels that take new keys) or its usage limit:
+ * at most size, 0 when the limit is reached. */
+static size_t ktls_tx_room(gnutls_session_t session,
+			   record_parameters_st *params, size_t size)
 {
-	if (unlikely(params->write.sequence_number >= KTLS_MAX_RECORDS) &&
-	    ktls_tx_limited(session, params)) {
-		_gnutls_debug_log("ktls: TX: key usage limit reached and this kernel cannot take new keys\n");
-		return gnutls_assert_val(GNUTLS_E_RECORD_LIMIT_REACHED);
-	}
-	return 0;
-}
+	uint64_t seq = params->write.sequence_number, limit = KTLS_MAX_RECORDS;
 
-/* A failed send to the kernel: the GnuTLS code, and after a fatal error
- * no more writes, as the userspace record layer does. */
-static int ktls_tx_error(gnutls_session_t session, int err, const char *call)
-{
-	int ret = ktls_map_errno(err, GNUTLS_KTLS_SEND);
-
-	session->internals.direction = 1;
-	if (ktls_fatal(ret)) {
-		_gnutls_debug_log("ktls: TX: %s: %s\n", call, strerror(err));
-		session->internals.may_not_write = 1;
-	}
-	return gnutls_assert_val(ret);
+	size = MIN(size, KTLS_MAX_RW_COUNT);
+	if (!ktls_tx_key_has_limit(session, params))
+		return size;
+	if (ktls_kernel_can_rekey() && seq < KTLS_REKEY_RECORDS)
+		limit = KTLS_REKEY_RECORDS;
+	if (seq >= limit)
+		return 0;
+	if (limit - seq < KTLS_MAX_RW_COUNT / KTLS_MAX_PLAINTEXT)
+		size = MIN(size, (limit - seq) * KTLS_MAX_PLAINTEXT);
+	return size;
 }
 
 /* Before sending: the kernel has the current keys, and the key is
@@ -572,58 +519,91 @@ static int ktls_tx_prepare(gnutls_session_t session,
 
 	if (ret < 0)
 		return ret;
-	return ktls_tx_check_limit(session, params);
+	if (unlikely(ktls_tx_room(session, params, 1) == 0)) {
+		_gnutls_debug_log("ktls: TX: key usage limit reached and this kernel cannot take new keys\n");
+		return gnutls_assert_val(GNUTLS_E_RECORD_LIMIT_REACHED);
+	}
+	return 0;
 }
 
-/* After sending: count the records and ask for a key update in time, the
- * way _gnutls_send_tlen_int() does for userspace records. */
-static void ktls_tx_count(gnutls_session_t session,
-			  record_parameters_st *params, size_t bytes)
+/* After sending: ask for a key update in time, the way
+ * _gnutls_send_tlen_int() does for userspace records. */
+static void ktls_tx_rekey_due(gnutls_session_t session,
+			      record_parameters_st *params)
 {
-	uint64_t *seq = &params->write.sequence_number;
-
-	*seq += bytes / KTLS_MAX_PLAINTEXT +
-		(bytes % KTLS_MAX_PLAINTEXT != 0 || bytes == 0);
-	if (*seq >= KTLS_REKEY_RECORDS &&
+	if (params->write.sequence_number >= KTLS_REKEY_RECORDS &&
 	    session->internals.rsend_state == RECORD_SEND_NORMAL &&
-	    ktls_tx_limited(session, params) && ktls_kernel_can_rekey())
+	    ktls_tx_key_has_limit(session, params) && ktls_kernel_can_rekey())
 		session->internals.rsend_state = RECORD_SEND_KEY_UPDATE_1;
 }
 
-ssize_t _gnutls_ktls_send(gnutls_session_t session,
-			  record_parameters_st *params, content_type_t type,
-			  const void *data, size_t data_size)
+/* Records made by one sendmsg of bytes: the kernel closes a record when
+ * it is full and at the end of the call. */
+static void ktls_tx_count(gnutls_session_t session,
+			  record_parameters_st *params, size_t bytes)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	params->write.sequence_number += bytes / KTLS_MAX_PLAINTEXT +
+		(bytes % KTLS_MAX_PLAINTEXT != 0 || bytes == 0);
+	ktls_tx_rekey_due(session, params);
+}
+
+/* After sendfile/splice, whose records follow the pages they move: take
+ * the kernel's own count (getsockopt TLS_TX), or estimate as for
+ * sendmsg. */
+static void ktls_tx_resync(gnutls_session_t session,
+			   record_parameters_st *params, size_t bytes)
+{
+	const struct ktls_cipher *c = _gnutls_ktls_cipher_find(params->cipher->id);
+	uint8_t info[KTLS_CRYPTO_INFO_MAX];
+	socklen_t len = sizeof(info);
+	uint64_t seq;
+
+	if (c != NULL &&
+	    getsockopt(ktls_fd(session, GNUTLS_KTLS_SEND), SOL_TLS, TLS_TX,
+		       info, &len) == 0 &&
+	    _gnutls_ktls_crypto_info_seq(c, info, len, &seq) == 0 &&
+	    seq >= params->write.sequence_number) {
+		params->write.sequence_number = seq;
+		ktls_tx_rekey_due(session, params);
+	} else {
+		ktls_tx_count(session, params, bytes);
+	}
+	gnutls_memset(info, 0, sizeof(info));
+}
+
+/* A failed send to the kernel: the GnuTLS code, and after a fatal error
+ * no more writes, as the userspace record layer does. */
+static int ktls_tx_error(gnutls_session_t session, int err, const char *call)
+{
+	int ret = _gnutls_ktls_map_errno(err, GNUTLS_KTLS_SEND);
+
+	session->internals.direction = 1;
+	if (ktls_fatal(ret)) {
+		_gnutls_debug_log("ktls: TX: %s: %s\n", call, strerror(err));
+		session->internals.may_not_write = 1;
+	}
+	return gnutls_assert_val(ret);
+}
+
+/* One sendmsg of one record type: the bytes the kernel took, or the
+ * GnuTLS error. */
+static ssize_t ktls_sendmsg(gnutls_session_t session,
+			    record_parameters_st *params, content_type_t type,
+			    const void *data, size_t size)
+{
+	unsigned char cbuf[KTLS_CMSG_SPACE];
 	struct iovec iov;
 	struct msghdr msg;
 	ssize_t ret;
 	int flags = 0;
 
-	if (data_size == 0)
-		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
-
-	ret = ktls_tx_prepare(session, params);
-	if (ret < 0)
-		return ret;
-
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = (void *)data;
-	iov.iov_len = data_size;
+	iov.iov_len = size;
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	if (type != GNUTLS_APPLICATION_DATA) {
-		struct cmsghdr *cmsg;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_TLS;
-		cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(unsigned char));
-		*CMSG_DATA(cmsg) = (unsigned char)type;
-	}
+	if (type != GNUTLS_APPLICATION_DATA)
+		_gnutls_ktls_cmsg_put_type(&msg, cbuf, type);
 	if (session->internals.flags & GNUTLS_NO_SIGNAL)
 		flags |= MSG_NOSIGNAL;
 
@@ -633,21 +613,177 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
 
 	_gnutls_record_log("REC[%p]: ktls: sent %s(%d), %zd of %zu bytes\n",
 			   session, _gnutls_packet2str(type), (int)type,
-			   ret, data_size);
+			   ret, size);
 	ktls_tx_count(session, params, ret);
 	return ret;
 }
 
+/* The record the kernel did not take last time goes first.  Returns its
+ * size once it is all sent (what gnutls_record_send() returns for a
+ * buffered record), 0 when there is none, or a GnuTLS error (the rest
+ * stays pending after GNUTLS_E_AGAIN/INTERRUPTED). */
+static ssize_t ktls_tx_flush_pending(gnutls_session_t session,
+				     record_parameters_st *params)
+{
+	struct ktls_st *k = &session->internals.ktls;
+	mbuffer_st *p = k->tx_pending;
+	ssize_t ret;
+
+	while (p != NULL && p->mark < _mbuffer_get_udata_size(p)) {
+		ret = ktls_sendmsg(session, params, p->type,
+				   (uint8_t *)_mbuffer_get_udata_ptr(p) + p->mark,
+				   _mbuffer_get_udata_size(p) - p->mark);
+		if (ret < 0) {
+			if (ktls_fatal(ret))
+				_mbuffer_xfree(&k->tx_pending);
+			return ret;
+		}
+		p->mark += ret;
+	}
+	if (p == NULL)
+		return 0;
+	ret = _mbuffer_get_udata_size(p);
+	_mbuffer_xfree(&k->tx_pending);
+	return ret;
+}
+
+/* The kernel took nothing (GNUTLS_E_AGAIN/INTERRUPTED): as the userspace
+ * record layer, keep the record (up to a record's worth of data) so that
+ * the documented retry, gnutls_record_send(session, NULL, 0) or the same
+ * call again, sends it and returns its size. */
+static int ktls_tx_keep(gnutls_session_t session, content_type_t type,
+			const void *data, size_t size, int err)
+{
+	struct ktls_st *k = &session->internals.ktls;
+
+	size = MIN(size, KTLS_MAX_PLAINTEXT);
+	k->tx_pending = _mbuffer_alloc_align16(size, 0);
+	if (k->tx_pending == NULL)
+		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	_mbuffer_set_udata(k->tx_pending, (void *)data, size);
+	k->tx_pending->type = type;
+	k->tx_pending->mark = 0;
+	return err;
+}
+
+ssize_t _gnutls_ktls_send(gnutls_session_t session,
+			  record_parameters_st *params, content_type_t type,
+			  const void *data, size_t data_size)
+{
+	ssize_t ret;
+	size_t size;
+
+	ret = ktls_tx_prepare(session, params);
+	if (ret < 0)
+		return ret;
+
+	if (session->internals.ktls.tx_pending != NULL)
+		return ktls_tx_flush_pending(session, params);
+	if (data_size == 0)	/* nothing to send, nothing to resume */
+		return data == NULL ? gnutls_assert_val(GNUTLS_E_INVALID_REQUEST) : 0;
+
+	size = ktls_tx_room(session, params, data_size);
+	ret = ktls_sendmsg(session, params, type, data, size);
+	if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+		return ktls_tx_keep(session, type, data, size, ret);
+	return ret;
+}
+
+/* Data corked with gnutls_record_cork() go first: in userspace the
+ * file's data would join them, so the peer gets them in this order.
+ * Under KTLS they are sent now, as gnutls_record_uncork() sends them;
+ * the session stays corked for what follows. */
+static int ktls_tx_flush_corked(gnutls_session_t session,
+				record_parameters_st *params)
+{
+	gnutls_buffer_st *b = &session->internals.record_presend_buffer;
+	ssize_t ret;
+
+	if (session->internals.rsend_state != RECORD_SEND_CORKED &&
+	    session->internals.rsend_state != RECORD_SEND_CORKED_TO_KU)
+		return 0;
+	while (b->length > 0) {
+		ret = _gnutls_ktls_send(session, params,
+					GNUTLS_APPLICATION_DATA, b->data,
+					b->length);
+		if (ret < 0)
+			return ret;
+		b->data += ret;
+		b->length -= ret;
+	}
+	return 0;
+}
+
+/* sendfile(2) and splice(2) take no MSG_NOSIGNAL.  With GNUTLS_NO_SIGNAL,
+ * SIGPIPE is blocked in this thread around them, and one they raised is
+ * taken away (a SIGPIPE that was pending before is left alone). */
+struct ktls_nosignal {
+	bool active;
+	bool was_pending;
+	sigset_t old;
+};
+
+static void ktls_nosignal_begin(gnutls_session_t session,
+				struct ktls_nosignal *ns)
+{
+	sigset_t pipe_set, pending;
+
+	ns->active = session->internals.flags & GNUTLS_NO_SIGNAL;
+	if (!ns->active)
+		return;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	ns->was_pending = sigpending(&pending) == 0 &&
+			  sigismember(&pending, SIGPIPE) == 1;
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &ns->old) != 0)
+		ns->active = false;
+}
+
+static void ktls_nosignal_end(struct ktls_nosignal *ns, bool epipe)
+{
+	sigset_t pipe_set;
+	struct timespec zero = { 0, 0 };
+	int saved = errno;
+
+	if (!ns->active)
+		return;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	if (epipe && !ns->was_pending)
+		(void)sigtimedwait(&pipe_set, NULL, &zero);
+	(void)pthread_sigmask(SIG_SETMASK, &ns->old, NULL);
+	errno = saved;
+}
+
+/* One sendfile(2), or splice(2) from a pipe (which sendfile does not
+ * read: what the socket does not take stays in the pipe). */
+static ssize_t ktls_sendfile_once(gnutls_session_t session, int fd,
+				  off_t *pos, size_t n, bool from_pipe)
+{
+	int sock = ktls_fd(session, GNUTLS_KTLS_SEND);
+	struct ktls_nosignal ns;
+	ssize_t ret;
+
+	ktls_nosignal_begin(session, &ns);
+	if (from_pipe)
+		ret = splice(fd, NULL, sock, NULL, n, 0);
+	else
+		ret = sendfile(sock, fd, pos, n);
+	ktls_nosignal_end(&ns, ret < 0 && errno == EPIPE);
+	return ret;
+}
+
 /* sendfile(2) through the kernel's TLS socket.  Returns what the kernel
- * took, even when it is less than count (non-blocking socket, signal);
- * GNUTLS_E_AGAIN/INTERRUPTED only when nothing was taken. */
+ * took, even when it is less than count (non-blocking socket, signal,
+ * the key's rekey point); GNUTLS_E_AGAIN/INTERRUPTED only when nothing
+ * was taken. */
 ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 			       off_t *offset, size_t count)
 {
 	record_parameters_st *params;
 	off_t pos = offset ? *offset : 0;
 	bool from_pipe = false;
-	size_t sent = 0;
+	size_t sent = 0, n;
 	ssize_t ret;
 
 	ret = _gnutls_epoch_get(session, EPOCH_WRITE_CURRENT, &params);
@@ -668,19 +804,21 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 	ret = ktls_tx_prepare(session, params);
 	if (ret < 0)
 		return ret;
+	/* what is queued before the file goes first */
+	ret = ktls_tx_flush_pending(session, params);
+	if (ret < 0)
+		return ret;
+	ret = ktls_tx_flush_corked(session, params);
+	if (ret < 0)
+		return ret;
 
+	count = MIN(count, SSIZE_MAX);
 	while (sent < count) {
-		/* sendfile moves at most 0x7ffff000 bytes per call; a pipe
-		 * (which sendfile does not read) is spliced: what the socket
-		 * does not take stays in the pipe */
-		if (from_pipe)
-			ret = splice(fd, NULL, ktls_fd(session, GNUTLS_KTLS_SEND),
-				     NULL, MIN(count - sent, (size_t)0x7ffff000),
-				     0);
-		else
-			ret = sendfile(ktls_fd(session, GNUTLS_KTLS_SEND), fd,
-				       offset ? &pos : NULL,
-				       MIN(count - sent, (size_t)0x7ffff000));
+		n = ktls_tx_room(session, params, count - sent);
+		if (n == 0)
+			break;	/* the key's usage limit or rekey point */
+		ret = ktls_sendfile_once(session, fd, offset ? &pos : NULL, n,
+					 from_pipe);
 		if (ret == 0)
 			break;	/* end of file */
 		if (ret < 0) {
@@ -702,15 +840,42 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 					     from_pipe ? "splice" : "sendfile");
 		}
 		sent += ret;
+		ktls_tx_resync(session, params, ret);
+		if (session->internals.rsend_state == RECORD_SEND_KEY_UPDATE_1)
+			break;	/* the rekey point: the next call rekeys */
 	}
 
 	if (offset)
 		*offset = pos;
-	ktls_tx_count(session, params, sent);
+	if (sent == 0 && count > 0 && ktls_tx_room(session, params, 1) == 0)
+		return gnutls_assert_val(GNUTLS_E_RECORD_LIMIT_REACHED);
 	return sent;
 }
 
 /* --- receiving ---------------------------------------------------------- */
+
+/* Whether a blocking read waits with a time limit (the record timeout of
+ * gnutls_record_set_timeout()). */
+static bool ktls_timed(gnutls_session_t session, unsigned ms)
+{
+	return ms != 0 && ms != GNUTLS_INDEFINITE_TIMEOUT &&
+	       !(session->internals.flags & GNUTLS_NONBLOCK);
+}
+
+/* Wait until fd is readable, at most ms: 0, GNUTLS_E_TIMEDOUT, or the
+ * error of poll(). */
+static int ktls_wait_readable(int fd, unsigned ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int ret = poll(&pfd, 1, ms);
+
+	if (ret == 0)
+		return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
+	if (ret < 0)
+		return gnutls_assert_val(_gnutls_ktls_map_errno(errno,
+						GNUTLS_KTLS_RECV));
+	return 0;
+}
 
 /* One recvmsg from the kernel: decrypted bytes of records of one type
  * (data records may be merged, a control record comes alone). */
@@ -718,13 +883,13 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 			    size_t size, content_type_t *type,
 			    unsigned int ms)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
+	unsigned char cbuf[KTLS_CMSG_SPACE];
 	int fd = ktls_fd(session, GNUTLS_KTLS_RECV);
-	struct cmsghdr *cmsg;
 	struct iovec iov;
 	struct msghdr msg;
-	bool typed = false;
+	uint8_t t = GNUTLS_APPLICATION_DATA;
 	ssize_t ret;
+	int typed;
 
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = buf;
@@ -734,47 +899,41 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 	msg.msg_control = cbuf;
 	msg.msg_controllen = sizeof(cbuf);
 
-	if (ms && ms != GNUTLS_INDEFINITE_TIMEOUT &&
-	    !(session->internals.flags & GNUTLS_NONBLOCK)) {
-		/* With a timeout: try first, then wait.  Right after new RX
-		 * keys, records already queued are not reported by poll()
-		 * until more bytes arrive, but recvmsg() finds them. */
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
+	if (ktls_timed(session, ms)) {
+		/* Try first, then wait.  Right after new RX keys, records
+		 * already queued are not reported by poll() until more
+		 * bytes arrive, but recvmsg() finds them. */
 		ret = recvmsg(fd, &msg, MSG_DONTWAIT);
-		if (ret >= 0 || errno != EAGAIN)
-			goto done;
-		ret = poll(&pfd, 1, ms);
-		if (ret == 0)
-			return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
-		if (ret < 0)
-			return gnutls_assert_val(ktls_map_errno(errno,
-						 GNUTLS_KTLS_RECV));
-		msg.msg_controllen = sizeof(cbuf);
-		msg.msg_flags = 0;
+		if (ret < 0 && errno == EAGAIN) {
+			ret = ktls_wait_readable(fd, ms);
+			if (ret < 0)
+				return ret;
+			msg.msg_controllen = sizeof(cbuf);
+			msg.msg_flags = 0;
+			ret = recvmsg(fd, &msg, 0);
+		}
+	} else {
+		ret = recvmsg(fd, &msg, 0);
 	}
-
-	ret = recvmsg(fd, &msg, 0);
- done:
 	if (ret < 0) {
 		int err = errno;
 
 		session->internals.direction = 0;
 		if (err != EAGAIN && err != EINTR)
 			_gnutls_debug_log("ktls: RX: recvmsg: %s\n", strerror(err));
-		return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+		return gnutls_assert_val(_gnutls_ktls_map_errno(err, GNUTLS_KTLS_RECV));
 	}
 
-	*type = GNUTLS_APPLICATION_DATA;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level == SOL_TLS &&
-		    cmsg->cmsg_type == TLS_GET_RECORD_TYPE) {
-			*type = *CMSG_DATA(cmsg);
-			typed = true;
-		}
+	typed = _gnutls_ktls_cmsg_get_type(&msg, &t);
+	if (typed < 0 || (typed == 0 && ret > 0)) {
+		/* bytes the kernel did not say the type of: not known to
+		 * be authenticated data, and the stream is out of step */
+		_gnutls_debug_log("ktls: RX: recvmsg gave %zd bytes without a record type\n",
+				  ret);
+		session_invalidate(session);
+		return gnutls_assert_val(GNUTLS_E_PULL_ERROR);
 	}
-
-	if (ret == 0 && !typed) {
+	if (typed == 0) {
 		/* TCP EOF without close_notify: in the middle of a record
 		 * (bytes of it still queued) or between records */
 		int queued = 0;
@@ -783,6 +942,7 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 			return gnutls_assert_val(GNUTLS_E_UNEXPECTED_PACKET_LENGTH);
 		return gnutls_assert_val(GNUTLS_E_PREMATURE_TERMINATION);
 	}
+	*type = t;
 	return ret;
 }
 
@@ -837,10 +997,10 @@ int _gnutls_ktls_recv_record(gnutls_session_t session,
  * kernel look at records already queued. */
 static ssize_t ktls_peek(int fd, int *type)
 {
-	char cbuf[CMSG_SPACE(sizeof(unsigned char))];
-	struct cmsghdr *cmsg;
+	unsigned char cbuf[KTLS_CMSG_SPACE];
 	struct msghdr msg;
 	struct iovec iov;
+	uint8_t t;
 	ssize_t ret;
 	char byte;
 
@@ -853,12 +1013,8 @@ static ssize_t ktls_peek(int fd, int *type)
 	msg.msg_controllen = sizeof(cbuf);
 	*type = -1;
 	ret = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
-	if (ret < 0)
-		return ret;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg))
-		if (cmsg->cmsg_level == SOL_TLS &&
-		    cmsg->cmsg_type == TLS_GET_RECORD_TYPE)
-			*type = *CMSG_DATA(cmsg);
+	if (ret >= 0 && _gnutls_ktls_cmsg_get_type(&msg, &t) == 1)
+		*type = t;
 	return ret;
 }
 
@@ -869,21 +1025,28 @@ static ssize_t ktls_peek(int fd, int *type)
  * the socket before reading again would wait forever.  Then peek, so
  * that records already queued under the new keys become readable for
  * poll() (the kernel only looks at them when asked or when more bytes
- * arrive). */
-int _gnutls_ktls_recv_done(gnutls_session_t session)
+ * arrive); an error the peek meets is the kernel's one report of it,
+ * kept for the next read. */
+int _gnutls_ktls_after_record(gnutls_session_t session)
 {
+	struct ktls_st *k = &session->internals.ktls;
 	record_parameters_st *params;
 	int ret, type;
 
 	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) < 0 ||
-	    likely(params->epoch == session->internals.ktls.rx_epoch))
+	    likely(params->epoch == k->rx_epoch))
 		return 0;
 
 	ret = ktls_sync(session, GNUTLS_KTLS_RECV, params);
 	if (ret < 0)
 		return ret;
 
-	(void)ktls_peek(ktls_fd(session, GNUTLS_KTLS_RECV), &type);
+	if (ktls_peek(ktls_fd(session, GNUTLS_KTLS_RECV), &type) < 0 &&
+	    errno != EAGAIN && errno != EINTR && k->rx_stash_err == 0) {
+		_gnutls_debug_log("ktls: RX: after new keys: %s\n",
+				  strerror(errno));
+		k->rx_stash_err = _gnutls_ktls_map_errno(errno, GNUTLS_KTLS_RECV);
+	}
 	return 0;
 }
 
@@ -929,8 +1092,12 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
 		return ret;
 
 	k->rx_stash = _mbuffer_alloc_align16(ret, 0);
-	if (k->rx_stash == NULL)
+	if (k->rx_stash == NULL) {
+		/* the record is taken from the kernel and cannot be kept:
+		 * the session cannot go on */
+		session_invalidate(session);
 		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
+	}
 	_mbuffer_set_udata(k->rx_stash, data, ret);
 	k->rx_stash->type = type;
 	return 0;
@@ -941,30 +1108,47 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
 /* splice(2) from a kernel TLS socket moves at most one record per call,
  * which the kernel holds in at most MAX_SKB_FRAGS (17) pages, i.e. pipe
  * slots.  Some kernels (6.1 among them) lose the rest of a record that
- * did not fit into the pipe, so the pipe always has room for the next
- * record whole: it takes pipe_records records, then it is emptied. */
-#define KTLS_PIPE_SIZE (1024 * 1024)
+ * did not fit into the pipe, so the pipe must always have room for the
+ * next record whole: it takes pipe_records records, then it is emptied.
+ * It is sized to what is wanted (KTLS_PIPE_RECORDS) and smaller when the
+ * per-user pipe budget (fs.pipe-user-pages-soft) is short; a pipe that
+ * cannot hold one record whole is not used: recv + write then. */
 #define KTLS_RECORD_SLOTS 17
+#define KTLS_PIPE_RECORDS 14
+#define KTLS_PIPE_MIN (128 * 1024)
 
-static int ktls_pipe_open(struct ktls_st *k)
+static void ktls_pipe_open(struct ktls_st *k)
 {
-	long slots;
+	long page = sysconf(_SC_PAGESIZE), slots;
+	int size;
 
-	if (k->pipe_records)
-		return 0;
+	if (k->pipe_state != KTLS_PIPE_NONE)
+		return;
+	k->pipe_state = KTLS_PIPE_UNUSABLE;
+	if (page <= 0)
+		page = 4096;
 	/* blocking: a non-blocking pipe would make splice(2) into a
 	 * blocking output file descriptor non-blocking too */
 	if (pipe2(k->pipe_fd, O_CLOEXEC) < 0) {
 		_gnutls_debug_log("ktls: recv_file: pipe: %s\n",
 				  strerror(errno));
-		return gnutls_assert_val(GNUTLS_E_FILE_ERROR);
+		return;
 	}
-	(void)fcntl(k->pipe_fd[1], F_SETPIPE_SZ, KTLS_PIPE_SIZE);
+	for (size = 1024 * 1024; size >= KTLS_PIPE_MIN; size /= 2)
+		if (fcntl(k->pipe_fd[1], F_SETPIPE_SZ, size) >= 0)
+			break;
 	slots = fcntl(k->pipe_fd[1], F_GETPIPE_SZ);
-	slots = slots > 0 ? slots / 4096 : 16;
+	slots = slots > 0 ? slots / page : 0;
+	if (slots < KTLS_RECORD_SLOTS) {
+		_gnutls_debug_log("ktls: recv_file: the pipe holds %ld pages, not a record: no splice\n",
+				  slots);
+		close(k->pipe_fd[0]);
+		close(k->pipe_fd[1]);
+		return;
+	}
 	k->pipe_records = slots / KTLS_RECORD_SLOTS > 1 ?
-	    slots / KTLS_RECORD_SLOTS - 1 : 1;
-	return 0;
+	    MIN(slots / KTLS_RECORD_SLOTS - 1, KTLS_PIPE_RECORDS) : 1;
+	k->pipe_state = KTLS_PIPE_OPEN;
 }
 
 /* Whether gnutls_record_recv_file() may splice from the socket: only
@@ -988,28 +1172,6 @@ static bool ktls_can_splice(gnutls_session_t session)
 	    params->epoch == k->rx_epoch;
 }
 
-/* Wait for the socket before a blocking splice: GNUTLS_E_AGAIN for
- * non-blocking sockets, the session's record timeout when it has one. */
-static int ktls_splice_wait(gnutls_session_t session, int sock)
-{
-	unsigned ms = session->internals.record_timeout_ms;
-	struct pollfd pfd = { .fd = sock, .events = POLLIN };
-	int fl = fcntl(sock, F_GETFL);
-	int ret;
-
-	if ((fl >= 0 && (fl & O_NONBLOCK)) ||
-	    (session->internals.flags & GNUTLS_NONBLOCK))
-		return gnutls_assert_val(GNUTLS_E_AGAIN);
-	if (ms == 0 || ms == GNUTLS_INDEFINITE_TIMEOUT)
-		return 0;
-	ret = poll(&pfd, 1, ms);
-	if (ret == 0)
-		return gnutls_assert_val(GNUTLS_E_TIMEDOUT);
-	if (ret < 0)
-		return gnutls_assert_val(ktls_map_errno(errno, GNUTLS_KTLS_RECV));
-	return 0;
-}
-
 /* read(2) exactly n bytes */
 static ssize_t ktls_read_all(int fd, void *buf, size_t n)
 {
@@ -1028,8 +1190,8 @@ static ssize_t ktls_read_all(int fd, void *buf, size_t n)
 }
 
 /* Empty the pipe (n bytes) into fd.  Returns the bytes written; on a
- * failure the rest goes back to the session (recv_file_unread()) and
- * *err is the errno. */
+ * failure the rest goes back to the session (_gnutls_recv_file_unread())
+ * and *err is the errno. */
 static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 			      off_t *pos, size_t n, int *err)
 {
@@ -1070,7 +1232,7 @@ static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 	}
 	_mbuffer_set_udata_size(bufel, n - out);
 	if (*err == EINVAL) {
-		size_t w = recv_file_write(fd, pos,
+		size_t w = _gnutls_recv_file_write(fd, pos,
 				_mbuffer_get_udata_ptr(bufel), n - out, err);
 
 		out += w;
@@ -1080,7 +1242,7 @@ static size_t ktls_pipe_drain(gnutls_session_t session, int fd,
 		}
 		bufel->mark = w;
 	}
-	recv_file_unread(session, bufel);
+	_gnutls_recv_file_unread(session, bufel);
 	return out;
 }
 
@@ -1107,15 +1269,29 @@ static int ktls_splice_error(gnutls_session_t session, int sock, int err)
 		}
 	}
 	_gnutls_debug_log("ktls: RX: splice: %s\n", strerror(err));
-	return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+	return gnutls_assert_val(_gnutls_ktls_map_errno(err, GNUTLS_KTLS_RECV));
+}
+
+/* Before the first blocking splice of a call: GNUTLS_E_AGAIN for
+ * non-blocking sockets, the session's record timeout when it has one. */
+static int ktls_splice_wait(gnutls_session_t session, int sock)
+{
+	int fl = fcntl(sock, F_GETFL);
+
+	if ((fl >= 0 && (fl & O_NONBLOCK)) ||
+	    (session->internals.flags & GNUTLS_NONBLOCK))
+		return gnutls_assert_val(GNUTLS_E_AGAIN);
+	if (!ktls_timed(session, session->internals.record_timeout_ms))
+		return 0;
+	return ktls_wait_readable(sock, session->internals.record_timeout_ms);
 }
 
 /* gnutls_record_recv_file() under RX offload.  Returns the bytes
  * written, a temporary error, or 0 when the generic path is to take
  * over: a control record is next (splice(2) refuses those), EOF, an
- * error kept for it in rx_stash_err, or no pipe to be had. */
-static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
-			      off_t *offset, size_t count)
+ * error kept for it in rx_stash_err, or no usable pipe. */
+ssize_t _gnutls_ktls_recv_file(gnutls_session_t session, int fd,
+			       off_t *offset, size_t count)
 {
 	struct ktls_st *k = &session->internals.ktls;
 	int sock = ktls_fd(session, GNUTLS_KTLS_RECV);
@@ -1125,8 +1301,11 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 	bool stop = false;
 	ssize_t ret;
 
-	if (ktls_pipe_open(k) < 0)
-		return 0;	/* out of file descriptors: without splice */
+	if (!ktls_can_splice(session))
+		return 0;
+	ktls_pipe_open(k);
+	if (k->pipe_state != KTLS_PIPE_OPEN)
+		return 0;
 
 	while (done < count && !stop) {
 		/* records into the pipe, as many as it takes whole */
@@ -1172,9 +1351,7 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 					  strerror(werr));
 			if (done > 0)
 				return done;
-			ret = gnutls_assert_val(werr == EINTR ?
-						GNUTLS_E_INTERRUPTED :
-						GNUTLS_E_FILE_ERROR);
+			ret = _gnutls_recv_file_error(werr);
 			errno = werr;
 			return ret;
 		}
@@ -1185,147 +1362,12 @@ static ssize_t ktls_recv_file(gnutls_session_t session, int fd,
 		return done;
 	if (err == EAGAIN || err == EINTR) {
 		session->internals.direction = 0;
-		return gnutls_assert_val(ktls_map_errno(err, GNUTLS_KTLS_RECV));
+		return gnutls_assert_val(_gnutls_ktls_map_errno(err, GNUTLS_KTLS_RECV));
 	}
 	return 0;
 }
 
 #endif /* ENABLE_KTLS */
-
-/* Write n bytes to fd (at *pos, advanced, when pos is not NULL).
- * Returns the bytes written; *err is the errno when that is short. */
-static size_t recv_file_write(int fd, off_t *pos, const void *buf,
-			      size_t n, int *err)
-{
-	size_t w = 0;
-	ssize_t ret;
-
-	while (w < n) {
-		if (pos)
-			ret = pwrite(fd, (const char *)buf + w, n - w, *pos);
-		else
-			ret = write(fd, (const char *)buf + w, n - w);
-		if (ret <= 0) {
-			*err = ret == 0 ? EIO : errno;
-			break;
-		}
-		w += ret;
-		if (pos)
-			*pos += ret;
-	}
-	return w;
-}
-
-/* Give application data that could not be written back to the session:
- * it is returned first by the next gnutls_record_recv() or
- * gnutls_record_recv_file(). */
-static void recv_file_unread(gnutls_session_t session, mbuffer_st *bufel)
-{
-	bufel->type = GNUTLS_APPLICATION_DATA;
-	_mbuffer_head_push_first(&session->internals.record_buffer, bufel);
-}
-
-/* gnutls_record_recv() and write(2): without RX offload, and under it
- * for what splice(2) cannot take. */
-static ssize_t recv_file_copy(gnutls_session_t session, int fd,
-			      off_t *offset, size_t count)
-{
-	size_t size = MIN(count, max_decrypted_size(session)), w;
-	mbuffer_st *bufel;
-	uint8_t *buf;
-	ssize_t ret;
-	int err = 0;
-
-	buf = gnutls_malloc(size);
-	if (buf == NULL)
-		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
-	ret = gnutls_record_recv(session, buf, size);
-	if (ret <= 0)
-		goto out;
-
-	w = recv_file_write(fd, offset, buf, ret, &err);
-	if (w < (size_t)ret) {
-		_gnutls_debug_log("recv_file: writing: %s\n", strerror(err));
-		bufel = _mbuffer_alloc_align16(ret - w, 0);
-		if (bufel == NULL) {
-			/* the bytes cannot be kept: the session cannot go on */
-			session_invalidate(session);
-			ret = gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
-			goto out;
-		}
-		_mbuffer_set_udata(bufel, buf + w, ret - w);
-		recv_file_unread(session, bufel);
-		ret = w > 0 ? (ssize_t)w : gnutls_assert_val(err == EINTR ?
-			GNUTLS_E_INTERRUPTED : GNUTLS_E_FILE_ERROR);
-		gnutls_free(buf);
-		errno = err;
-		return ret;
-	}
- out:
-	gnutls_free(buf);
-	return ret;
-}
-
-/**
- * gnutls_record_recv_file:
- * @session: is a #gnutls_session_t type.
- * @fd: file descriptor to write the received data to
- * @offset: where to write in @fd, advanced by the bytes written; %NULL
- *   to write at (and advance) the file position of @fd
- * @count: the most bytes to receive
- *
- * Receives application data like gnutls_record_recv() and writes them
- * to @fd, a regular file or a pipe.  When the kernel decrypts the
- * session's records (see gnutls_transport_is_ktls_enabled()) the data
- * move from the socket through a pipe into @fd with splice(2) and never
- * pass through a userspace buffer; otherwise they are received with
- * gnutls_record_recv() and written with write(2) or pwrite(2).  Both
- * give the same results.
- *
- * It returns once it wrote some data, at most @count bytes: what had
- * arrived up to then, not necessarily @count bytes.  Alerts, session
- * tickets, key updates and other messages that arrive meanwhile are
- * handled as gnutls_record_recv() handles them, with the same return
- * values (%GNUTLS_E_AGAIN, %GNUTLS_E_INTERRUPTED, %GNUTLS_E_REHANDSHAKE,
- * %GNUTLS_E_WARNING_ALERT_RECEIVED, ...).
- *
- * When @fd cannot take the data (a full disk, an I/O error, a closed or
- * full non-blocking pipe), the call returns what it wrote until then,
- * or %GNUTLS_E_FILE_ERROR (%GNUTLS_E_INTERRUPTED for %EINTR) with @errno
- * set by the failed write when it wrote nothing.  No data is lost:
- * bytes already taken from the session but not written stay in it and
- * are returned first by the next call of this function or
- * gnutls_record_recv().  A file that is opened with %O_APPEND or does
- * not take splice(2) is written from a buffer.  As with write(2), a
- * pipe without readers raises %SIGPIPE unless it is ignored.
- *
- * Under receive offload, when @count ends inside a record, the rest of
- * that record stays in the kernel: gnutls_record_check_pending() does
- * not count it, but the socket polls readable and the next call returns
- * it.
- *
- * Returns: the number of bytes written to @fd (then @offset, or the file
- *   position, has moved by as many), 0 when the peer closed the session
- *   (close_notify), or a negative error code.
- *
- * Since: 3.7.9 with gnutls-ktls (symbol version GNUTLS_KTLS_1)
- **/
-ssize_t gnutls_record_recv_file(gnutls_session_t session, int fd,
-				off_t *offset, size_t count)
-{
-	if (count == 0)
-		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
-	count = MIN(count, SSIZE_MAX);
-#ifdef ENABLE_KTLS
-	if (ktls_can_splice(session)) {
-		ssize_t ret = ktls_recv_file(session, fd, offset, count);
-
-		if (ret != 0)
-			return ret;
-	}
-#endif
-	return recv_file_copy(session, fd, offset, count);
-}
 
 /**
  * gnutls_transport_is_ktls_enabled:
@@ -1341,7 +1383,8 @@ ssize_t gnutls_record_recv_file(gnutls_session_t session, int fd,
  * version and cipher on the session's TCP socket; any direction it
  * does not take stays in userspace, with no difference to the
  * application.  Sessions with their own transport functions or over
- * DTLS are never offloaded.
+ * DTLS are never offloaded.  An offloaded session is bound to its
+ * socket: giving it another transport afterwards invalidates it.
  *
  * Returns: a combination of #gnutls_transport_ktls_enable_flags_t, 0
  *   when nothing is offloaded.

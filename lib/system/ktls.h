@@ -29,10 +29,16 @@
  *    non-data ones with a TLS_SET_RECORD_TYPE cmsg;
  *  - _gnutls_recv_in_buffers() -> _gnutls_ktls_recv_record(): one
  *    decrypted record with its type, which then takes the same path as a
- *    record decrypted in userspace (alerts, tickets, KeyUpdate ...);
+ *    record decrypted in userspace (alerts, tickets, KeyUpdate ...), and
+ *    _gnutls_ktls_after_record() once GnuTLS processed it;
  *  - _gnutls_recv_int() -> _gnutls_ktls_recv_data(): application data
  *    straight into the caller's buffer;
- *  - gnutls_record_send_file() -> _gnutls_ktls_send_file(): sendfile(2).
+ *  - gnutls_record_send_file() -> _gnutls_ktls_send_file(): sendfile(2);
+ *  - gnutls_record_recv_file() (lib/system/ktls_file.c) ->
+ *    _gnutls_ktls_recv_file(): splice(2) through a pipe;
+ *  - the gnutls_transport_set_*() functions ->
+ *    _gnutls_ktls_transport_changed(): an offloaded session is bound to
+ *    its socket.
  *
  * Whatever the kernel cannot take stays in userspace; the public
  * gnutls_transport_is_ktls_enabled() reports exactly what was offloaded.
@@ -49,17 +55,25 @@
 #define _GNUTLS_CONFIG_KTLS_ON 2	/* ktls = true: all */
 int _gnutls_config_get_ktls(void);
 
+/* lib/system/ktls_file.c: gnutls_record_recv_file()'s writing, shared
+ * with the splice path */
+size_t _gnutls_recv_file_write(int fd, off_t *pos, const void *buf,
+			       size_t n, int *err);
+void _gnutls_recv_file_unread(gnutls_session_t session, mbuffer_st *bufel);
+int _gnutls_recv_file_error(int err);
+
 #ifdef ENABLE_KTLS
 
 void _gnutls_ktls_enable(gnutls_session_t session);
 void _gnutls_ktls_deinit(gnutls_session_t session);
+void _gnutls_ktls_transport_changed(gnutls_session_t session);
 int _gnutls_ktls_check_rehandshake(gnutls_session_t session);
 int _gnutls_ktls_check_key_update(gnutls_session_t session, unsigned flags);
 
 ssize_t _gnutls_ktls_send(gnutls_session_t session,
 			  record_parameters_st *params, content_type_t type,
 			  const void *data, size_t data_size);
-int _gnutls_ktls_recv_done(gnutls_session_t session);
+int _gnutls_ktls_after_record(gnutls_session_t session);
 int _gnutls_ktls_recv_record(gnutls_session_t session,
 			     record_parameters_st *params,
 			     content_type_t *type, mbuffer_st **plain,
@@ -68,18 +82,22 @@ ssize_t _gnutls_ktls_recv_data(gnutls_session_t session, void *data,
 			       size_t data_size, unsigned int ms);
 ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 			       off_t *offset, size_t count);
+ssize_t _gnutls_ktls_recv_file(gnutls_session_t session, int fd,
+			       off_t *offset, size_t count);
 
 #else /* !ENABLE_KTLS: IS_KTLS_ENABLED() is 0, the hooks compile away */
 
 # define _gnutls_ktls_enable(session) ((void)(session))
 # define _gnutls_ktls_deinit(session) ((void)(session))
+# define _gnutls_ktls_transport_changed(session) ((void)(session))
 # define _gnutls_ktls_check_rehandshake(session) 0
 # define _gnutls_ktls_check_key_update(session, flags) 0
 # define _gnutls_ktls_send(s, p, t, d, n) GNUTLS_E_INTERNAL_ERROR
 # define _gnutls_ktls_recv_record(s, p, t, b, ms) GNUTLS_E_INTERNAL_ERROR
-# define _gnutls_ktls_recv_done(s) 0
+# define _gnutls_ktls_after_record(s) 0
 # define _gnutls_ktls_recv_data(s, d, n, ms) 0
 # define _gnutls_ktls_send_file(s, fd, o, n) GNUTLS_E_INTERNAL_ERROR
+# define _gnutls_ktls_recv_file(s, fd, o, n) 0
 
 #endif /* ENABLE_KTLS */
 
