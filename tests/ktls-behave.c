@@ -26,6 +26,10 @@
  * the child the server (the "actor", which makes things happen: alerts,
  * injected records, key updates...).  TCP over 127.0.0.1, an in-memory
  * ECDSA P-256 self-signed certificate, the client does not verify it.
+ * The fixture connects the two, and the server sends "hello", which the
+ * client reads (serve(), observe(); a row's .fx changes that); then each
+ * side runs its half of the case (BODY), given the connection and the
+ * row, whose typed input (.in) says what to send and what to expect.
  *
  *   --observer ktls  (default) the client uses gnutls_transport_set_int();
  *                    after the handshake it must have
@@ -56,7 +60,8 @@
  *                    [--rbuf BYTES] [--strict] [--verbose] [--list]
  *
  *   --kernel-rekey   whether the kernel can take new TLS 1.3 keys (Linux
- *                    >= 6.14); auto (default) looks at uname -r
+ *                    >= 6.14); auto (default): kt_kernel_can_rekey()
+ *                    (KTLS_REKEY as tests/ktls-suite sets it, else uname)
  *   --rbuf           buffer size of the client's gnutls_record_recv calls
  *   --reader file    the client reads with gnutls_record_recv_file() into
  *                    a file instead (then reads the file back)
@@ -132,9 +137,51 @@ struct opts {
 };
 
 struct fx;
+struct peer;
 struct bcase;
-typedef void (*server_fn)(struct fx *, const struct bcase *);
-typedef void (*client_fn)(struct fx *, const struct bcase *);
+/* A case's half: the server's (the actor's) or the client's (the
+ * observer's), given the fixture's connection (see serve(), observe()). */
+typedef void (*body_fn)(struct fx *, struct peer *, const struct bcase *);
+#define BODY(name) static void name(struct fx *fx __attribute__((unused)), \
+	struct peer *p __attribute__((unused)), \
+	const struct bcase *c __attribute__((unused)))
+
+/* What the fixture does around the two halves (0: the server accepts the
+ * connection, sends "hello" (.greeting), which the client reads first;
+ * after its half the server waits for the client to be done). */
+#define FX_MANUAL 1u	/* the halves open their own connections */
+#define FX_QUIET 2u	/* no greeting */
+/* the server waits for the client's offload before it sends: a FIN or a
+ * record before it would keep the client in userspace (the kernel attaches
+ * the tls ULP to established sockets only) */
+#define FX_WAIT 4u
+/* then until the client has read the greeting: the kernel merges queued
+ * data records in one read */
+#define FX_ALONE 8u
+#define FX_KTLS_TX 16u	/* the server's kernel TX is required */
+#define FX_NO_LINGER 32u	/* the server's half ends the case itself */
+
+/* typed inputs of the cases (the union member the case's halves read) */
+struct alert_in {
+	int level, desc;
+};
+struct big_in {
+	size_t len, pad;	/* data bytes; TLS 1.3 padding */
+};
+struct raw_in;
+struct ku_in;
+struct forged;
+union case_in {
+	struct alert_in alert;		/* s_alert */
+	const struct raw_in *raw;	/* s_raw */
+	unsigned type;			/* s_typed: content type;
+					 * s_hs_after_hs: handshake type */
+	const struct ku_in *ku;		/* s_ku_malformed */
+	const struct forged *forged;	/* s_forged */
+	struct big_in big;		/* s_forged_big */
+	unsigned ku_flags;		/* s_key_update */
+	size_t pad;			/* c_observer_empty */
+};
 
 /* Where the KTLS observer is known to differ from userspace: a library
  * bug still to fix (XFAIL until then).  SAME: no difference allowed. */
@@ -150,9 +197,12 @@ typedef void (*client_fn)(struct fx *, const struct bcase *);
 struct bcase {
 	const char *name;
 	unsigned vers;		/* versions the case is defined for */
-	server_fn server;
-	client_fn client;
-	int param;		/* record type, handshake type, ... */
+	body_fn server;
+	body_fn client;
+	unsigned srv;		/* SRV_* of the server's connection */
+	unsigned fx;		/* FX_* */
+	const char *greeting;	/* instead of "hello" */
+	union case_in in;
 	unsigned known_diff;	/* KD_* or SAME */
 	const char *diff_note;	/* what differs, for known_diff */
 	const char *what;	/* one line for --list */
@@ -230,18 +280,26 @@ static void data_str(const unsigned char *d, size_t len, char *buf,
 }
 
 /* Records a failure of this side; the server's are also its exit status. */
+static void vreport(struct fx *fx, const char *kind, const char *fmt,
+		    va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fx->failed = 1;
+	printf("%s: %s%s: %s%s\n",
+	       is_known_diff(fx->o, fx->c) ? "XFAIL" : "FAIL", fx->label,
+	       fx->is_server ? " (server)" : "", kind, msg);
+	fflush(stdout);
+}
+
 static void fail(struct fx *fx, const char *fmt, ...)
 {
 	va_list ap;
-	char msg[512];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vreport(fx, "", fmt, ap);
 	va_end(ap);
-	fx->failed = 1;
-	printf("%s: %s%s: %s\n",
-	       is_known_diff(fx->o, fx->c) ? "XFAIL" : "FAIL", fx->label, fx->is_server ? " (server)" : "", msg);
-	fflush(stdout);
 }
 
 static void note(struct fx *fx, const char *fmt, ...)
@@ -275,16 +333,10 @@ static int expect_rc(struct fx *fx, const char *step, ssize_t got,
 static void die(struct fx *fx, const char *fmt, ...)
 {
 	va_list ap;
-	char msg[512];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vreport(fx, "fixture: ", fmt, ap);
 	va_end(ap);
-	fx->failed = 1;
-	printf("%s: %s%s: fixture: %s\n",
-	       is_known_diff(fx->o, fx->c) ? "XFAIL" : "FAIL", fx->label,
-	       fx->is_server ? " (server)" : "", msg);
-	fflush(stdout);
 	if (fx->is_server)
 		_exit(1);
 }
@@ -631,290 +683,218 @@ static int kernel_rekey(struct fx *fx)
 	return fx->o->observer_user || fx->o->kernel_rekey;
 }
 
+/* The code of an expected result named in the table (GNUTLS_E_...). */
+static int error_code(struct fx *fx, const char *name)
+{
+	int code;
+
+	if (kt_error_code(name, &code) == 0)
+		return code;
+	fail(fx, "the table names no GnuTLS error: '%s'", name);
+	return 1;	/* no read returns it: the step fails too */
+}
+
 /* ------------------------------------------------------------------ */
 /* cases: closing */
 
-static void s_close_notify(struct fx *fx, const struct bcase *c)
+BODY(s_close_notify)
 {
-	struct peer p = srv_open(fx, 0);
 	int ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	ret = gnutls_bye(p->s, GNUTLS_SHUT_WR);
 	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_close_notify(struct fx *fx, const struct bcase *c)
+BODY(c_close_notify)
 {
-	struct peer p = cli_open(fx, NULL);
-
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, 0);
-	expect_recv_rc(fx, "recv#3", p.s, 0);
-	peer_close(&p);
+	expect_recv_rc(fx, "recv#2", p->s, 0);
+	expect_recv_rc(fx, "recv#3", p->s, 0);
 }
 
-static void s_eof_no_close_notify(struct fx *fx, const struct bcase *c)
+BODY(s_eof_no_close_notify)
 {
-	struct peer p = srv_open(fx, c->param);
-
-	/* a FIN before the client's offload would keep it in userspace
-	 * (the kernel attaches the tls ULP to established sockets only) */
-	sync_wait(fx, IO_TIMEOUT_MS);
-	srv_send_str(fx, &p, "hello");
-	shutdown(p.fd, SHUT_WR);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	shutdown(p->fd, SHUT_WR);
 }
 
-static void c_eof_no_close_notify(struct fx *fx, const struct bcase *c)
+BODY(c_eof_no_close_notify)
 {
-	struct peer p = cli_open(fx, NULL);
-
-	(void)c;
-	sync_send(fx, SYNC_GO);
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_PREMATURE_TERMINATION);
-	peer_close(&p);
+	expect_recv_rc(fx, "recv#2", p->s, GNUTLS_E_PREMATURE_TERMINATION);
 }
 
-/* close_notify, then (userspace server) nothing; or with the kernel's TX,
- * application data after the close_notify. */
-static void s_after_close_notify(struct fx *fx, const struct bcase *c)
+/* close_notify, then (userspace server) nothing; or with the kernel's TX
+ * (a server not SRV_USER), application data after the close_notify. */
+BODY(s_after_close_notify)
 {
-	struct peer p = srv_open(fx, c->param ? 0 : SRV_USER);
 	int ret;
 
-	srv_send_str(fx, &p, "hello");
-	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	ret = gnutls_bye(p->s, GNUTLS_SHUT_WR);
 	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
-	if (c->param) {
-		srv_require_ktls_tx(fx, &p);
-		if (send(p.fd, "late", 4, MSG_NOSIGNAL) != 4)
+	if (!(c->srv & SRV_USER)) {
+		srv_require_ktls_tx(fx, p);
+		if (send(p->fd, "late", 4, MSG_NOSIGNAL) != 4)
 			die(fx, "send after close_notify: %s", strerror(errno));
 	}
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
 /* The observer closes both ways: bye(SHUT_RDWR) waits for the server's
  * close_notify (received by the kernel under KTLS). */
-static void s_bye_rdwr(struct fx *fx, const struct bcase *c)
+BODY(s_bye_rdwr)
 {
-	struct peer p = srv_open(fx, 0);
 	char buf[64];
 	ssize_t ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = rd(fx, p.s, buf, sizeof(buf));
+	ret = rd(fx, p->s, buf, sizeof(buf));
 	expect_rc(fx, "recv close_notify", ret, 0);
-	ret = gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	ret = gnutls_bye(p->s, GNUTLS_SHUT_WR);
 	expect_rc(fx, "gnutls_bye(SHUT_WR)", ret, 0);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_bye_rdwr(struct fx *fx, const struct bcase *c)
+BODY(c_bye_rdwr)
 {
-	struct peer p = cli_open(fx, NULL);
 	int ret;
 
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
 	do {
-		ret = gnutls_bye(p.s, GNUTLS_SHUT_RDWR);
+		ret = gnutls_bye(p->s, GNUTLS_SHUT_RDWR);
 	} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
 	expect_rc(fx, "gnutls_bye(SHUT_RDWR)", ret, 0);
-	peer_close(&p);
 }
 
 /* ------------------------------------------------------------------ */
 /* cases: alerts */
 
-static void s_alert(struct fx *fx, const struct bcase *c)
+BODY(s_alert)
 {
-	struct peer p = srv_open(fx, 0);
-	int level = c->param >> 8, desc = c->param & 0xff;
+	int level = c->in.alert.level, desc = c->in.alert.desc;
 	int ret;
 
-	srv_send_str(fx, &p, "hello");
-	ret = gnutls_alert_send(p.s, level, desc);
+	ret = gnutls_alert_send(p->s, level, desc);
 	expect_rc(fx, "gnutls_alert_send", ret, 0);
 	if (level == GNUTLS_AL_WARNING)
-		srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+		srv_send_str(fx, p, "after");
 }
 
-#define ALERT(level, desc) (((level) << 8) | (desc))
 
-static void c_warning_alert(struct fx *fx, const struct bcase *c)
+BODY(c_warning_alert)
 {
-	struct peer p = cli_open(fx, NULL);
-
-	expect_str(fx, "recv#1", p.s, "hello");
 	if (fx->o->vers == V12) {
-		if (expect_recv_rc(fx, "recv#2", p.s,
+		if (expect_recv_rc(fx, "recv#2", p->s,
 				   GNUTLS_E_WARNING_ALERT_RECEIVED) == 0)
-			expect_alert(fx, "alert", p.s, c->param & 0xff);
-		expect_str(fx, "recv#3", p.s, "after");
+			expect_alert(fx, "alert", p->s, c->in.alert.desc);
+		expect_str(fx, "recv#3", p->s, "after");
 	} else {
 		/* TLS 1.3: every alert but close_notify/user_canceled ends
 		 * the session, whatever its level */
-		if (expect_recv_rc(fx, "recv#2", p.s,
+		if (expect_recv_rc(fx, "recv#2", p->s,
 				   GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
-			expect_alert(fx, "alert", p.s, c->param & 0xff);
-		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+			expect_alert(fx, "alert", p->s, c->in.alert.desc);
+		expect_recv_rc(fx, "recv#3", p->s, GNUTLS_E_INVALID_SESSION);
 	}
-	peer_close(&p);
 }
 
-static void c_fatal_alert(struct fx *fx, const struct bcase *c)
+BODY(c_fatal_alert)
 {
-	struct peer p = cli_open(fx, NULL);
-
-	expect_str(fx, "recv#1", p.s, "hello");
-	if (expect_recv_rc(fx, "recv#2", p.s,
+	if (expect_recv_rc(fx, "recv#2", p->s,
 			   GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
-		expect_alert(fx, "alert", p.s, c->param & 0xff);
-	expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
-	peer_close(&p);
+		expect_alert(fx, "alert", p->s, c->in.alert.desc);
+	expect_recv_rc(fx, "recv#3", p->s, GNUTLS_E_INVALID_SESSION);
 }
 
 /* The observer sends: the server (userspace) must see the fatal alert. */
-static void s_observer_alert(struct fx *fx, const struct bcase *c)
+BODY(s_observer_alert)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	char buf[64];
 	ssize_t ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = rd(fx, p.s, buf, sizeof(buf));
+	ret = rd(fx, p->s, buf, sizeof(buf));
 	if (ret > 0) {
 		buf[ret < (ssize_t)sizeof(buf) ? ret : (ssize_t)sizeof(buf) - 1] = 0;
 		expect_rc(fx, "recv#1 (\"x\")", ret, 1);
-		ret = rd(fx, p.s, buf, sizeof(buf));
+		ret = rd(fx, p->s, buf, sizeof(buf));
 	}
 	if (expect_rc(fx, "recv#2", ret, GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
-		expect_alert(fx, "alert", p.s, GNUTLS_A_ACCESS_DENIED);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+		expect_alert(fx, "alert", p->s, GNUTLS_A_ACCESS_DENIED);
 }
 
-static void c_observer_alert(struct fx *fx, const struct bcase *c)
+BODY(c_observer_alert)
 {
-	struct peer p = cli_open(fx, NULL);
 	ssize_t ret;
 
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
-	ret = gnutls_record_send(p.s, "x", 1);
+	ret = gnutls_record_send(p->s, "x", 1);
 	expect_rc(fx, "send", ret, 1);
-	ret = gnutls_alert_send(p.s, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
+	ret = gnutls_alert_send(p->s, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
 	expect_rc(fx, "gnutls_alert_send", ret, 0);
 	sync_send(fx, SYNC_GO);	/* harmless; the server does not wait */
-	peer_close(&p);
 }
 
 /* ------------------------------------------------------------------ */
 /* cases: raw records from a userspace server */
 
-enum raw_kind { RAW_BAD_MAC, RAW_OVERFLOW, RAW_TRUNCATED, RAW_SHORT,
-		RAW_BAD_VERSION, RAW_OUTER_TYPE_99 };
+/* A raw record: header (type, version 3,minor, length len), then sent
+ * bytes of a body of len (all: 0), then a FIN or not; want: what the
+ * observer's read after "hello" gives (then INVALID_SESSION). */
+struct raw_in {
+	unsigned char type, minor;
+	size_t len, sent;
+	int fin;
+	const char *want;
+};
 
-static void s_raw(struct fx *fx, const struct bcase *c)
+enum { RAW_BAD_MAC, RAW_OVERFLOW, RAW_TRUNCATED, RAW_SHORT, RAW_BAD_VERSION,
+       RAW_OUTER_TYPE_99 };
+static const struct raw_in raw_in[] = {
+	[RAW_BAD_MAC] = { .type = 23, .minor = 3, .len = 64,
+			  .want = "GNUTLS_E_DECRYPTION_FAILED" },
+	[RAW_OVERFLOW] = { .type = 23, .minor = 3, .len = 16384 + 2048 + 1,
+			   .want = "GNUTLS_E_RECORD_OVERFLOW" },
+	/* userspace: a record cut short by EOF is a length error */
+	[RAW_TRUNCATED] = { .type = 23, .minor = 3, .len = 100, .sent = 10,
+			    .fin = 1,
+			    .want = "GNUTLS_E_UNEXPECTED_PACKET_LENGTH" },
+	/* less than the AEAD tag; the kernel waits for the rest of a record
+	 * shorter than the AEAD overhead, so the stream ends there */
+	[RAW_SHORT] = { .type = 23, .minor = 3, .len = 5, .fin = 1,
+			.want = "GNUTLS_E_DECRYPTION_FAILED" },
+	[RAW_BAD_VERSION] = { .type = 23, .minor = 1, .len = 64,
+			      .want = "GNUTLS_E_UNSUPPORTED_VERSION_PACKET" },
+	[RAW_OUTER_TYPE_99] = { .type = 99, .minor = 3, .len = 64,
+				.want = "GNUTLS_E_UNEXPECTED_PACKET" },
+};
+
+BODY(s_raw)
 {
-	struct peer p = srv_open(fx, SRV_USER);
-	unsigned char hdr[5] = { 23, 3, 3, 0, 0 };
-	size_t len = 64, send_len;
-	unsigned char *body;
+	const struct raw_in *r = c->in.raw;
+	unsigned char hdr[5] = { r->type, 3, r->minor, r->len >> 8,
+				 r->len & 0xff };
+	unsigned char *body = malloc(r->len);
 	unsigned i;
 
-	sync_wait(fx, IO_TIMEOUT_MS);	/* see s_eof_no_close_notify */
-	srv_send_str(fx, &p, "hello");
-	switch (c->param) {
-	case RAW_OVERFLOW:
-		len = 16384 + 2048 + 1;
-		break;
-	case RAW_TRUNCATED:
-		len = 100;
-		break;
-	case RAW_SHORT:
-		len = 5;	/* less than the AEAD tag */
-		break;
-	case RAW_BAD_VERSION:
-		hdr[2] = 1;	/* 3,1 */
-		break;
-	case RAW_OUTER_TYPE_99:
-		hdr[0] = 99;
-		break;
-	}
-	hdr[3] = len >> 8;
-	hdr[4] = len & 0xff;
-	send_len = c->param == RAW_TRUNCATED ? 10 : len;
-	body = malloc(len);
-	for (i = 0; i < len; i++)
+	for (i = 0; i < r->len; i++)
 		body[i] = (unsigned char)(i * 37 + 11);
-	raw_write(fx, p.fd, hdr, sizeof(hdr));
-	raw_write(fx, p.fd, body, send_len);
+	raw_write(fx, p->fd, hdr, sizeof(hdr));
+	raw_write(fx, p->fd, body, r->sent ? r->sent : r->len);
 	free(body);
-	/* RAW_SHORT: the kernel waits for the rest of a record shorter
-	 * than the AEAD overhead, so end the stream there */
-	if (c->param == RAW_TRUNCATED || c->param == RAW_SHORT)
-		shutdown(p.fd, SHUT_WR);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	if (r->fin)
+		shutdown(p->fd, SHUT_WR);
 }
 
-/* expected per raw kind: first and second recv after "hello" */
-static void c_raw(struct fx *fx, const struct bcase *c)
+BODY(c_raw)
 {
-	struct peer p = cli_open(fx, NULL);
-	ssize_t want1, want2 = GNUTLS_E_INVALID_SESSION;
-
-	switch (c->param) {
-	case RAW_BAD_MAC:
-		want1 = GNUTLS_E_DECRYPTION_FAILED;
-		break;
-	case RAW_OVERFLOW:
-		want1 = GNUTLS_E_RECORD_OVERFLOW;
-		break;
-	case RAW_TRUNCATED:
-		/* userspace: a record cut short by EOF is a length error */
-		want1 = GNUTLS_E_UNEXPECTED_PACKET_LENGTH;
-		break;
-	case RAW_SHORT:
-		want1 = GNUTLS_E_DECRYPTION_FAILED;
-		break;
-	case RAW_BAD_VERSION:
-		want1 = GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
-		break;
-	case RAW_OUTER_TYPE_99:
-	default:
-		want1 = GNUTLS_E_UNEXPECTED_PACKET;
-		break;
-	}
-	sync_send(fx, SYNC_GO);
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, want1);
-	expect_recv_rc(fx, "recv#3", p.s, want2);
-	peer_close(&p);
+	expect_recv_rc(fx, "recv#2", p->s, error_code(fx, c->in.raw->want));
+	expect_recv_rc(fx, "recv#3", p->s, GNUTLS_E_INVALID_SESSION);
 }
 
 /* ------------------------------------------------------------------ */
 /* cases: records of unexpected type, encrypted by the server's kernel */
 
-static void s_typed(struct fx *fx, const struct bcase *c)
+BODY(s_typed)
 {
-	struct peer p = srv_open(fx, 0);
 	unsigned char body[64];
 	size_t n;
 
-	srv_require_ktls_tx(fx, &p);
-	srv_send_str(fx, &p, "hello");
-	if (c->param == 20) {
+	if (c->in.type == 20) {
 		body[0] = 1;
 		n = 1;
-	} else if (c->param == 24) {
+	} else if (c->in.type == 24) {
 		/* heartbeat_request, payload_length 1, "x", 16 bytes pad */
 		memset(body, 0x5a, sizeof(body));
 		body[0] = 1;
@@ -926,122 +906,102 @@ static void s_typed(struct fx *fx, const struct bcase *c)
 		body[0] = 'x';
 		n = 1;
 	}
-	ktls_send_typed(fx, p.fd, (unsigned char)c->param, body, n);
-	srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	ktls_send_typed(fx, p->fd, (unsigned char)c->in.type, body, n);
+	srv_send_str(fx, p, "after");
 }
 
 /* Userspace GnuTLS: UNEXPECTED_PACKET, and the session goes on (the
  * record is dropped) -- except an unknown outer type under TLS 1.2,
  * which is rejected from the header and ends the session. */
-static void c_typed(struct fx *fx, const struct bcase *c)
+BODY(c_typed)
 {
-	struct peer p = cli_open(fx, NULL);
-	int known = c->param >= 20 && c->param <= 24;
+	int known = c->in.type >= 20 && c->in.type <= 24;
 
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_UNEXPECTED_PACKET);
+	expect_recv_rc(fx, "recv#2", p->s, GNUTLS_E_UNEXPECTED_PACKET);
 	if (fx->o->vers == V12 && !known)
-		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+		expect_recv_rc(fx, "recv#3", p->s, GNUTLS_E_INVALID_SESSION);
 	else
-		expect_str(fx, "recv#3", p.s, "after");
-	peer_close(&p);
+		expect_str(fx, "recv#3", p->s, "after");
 }
 
-/* A post-handshake handshake message of type c->param. */
-static void s_hs_after_hs(struct fx *fx, const struct bcase *c)
+/* A post-handshake handshake message of type c->in.type. */
+BODY(s_hs_after_hs)
 {
-	struct peer p = srv_open(fx, 0);
 	unsigned char msg[4 + 64];
-	size_t blen = c->param == 20 ? (fx->o->vers == V12 ? 12 : 32) : 40;
+	size_t blen = c->in.type == 20 ? (fx->o->vers == V12 ? 12 : 32) : 40;
 	unsigned i;
 
-	srv_require_ktls_tx(fx, &p);
-	srv_send_str(fx, &p, "hello");
-	msg[0] = (unsigned char)c->param;
+	msg[0] = (unsigned char)c->in.type;
 	msg[1] = 0;
 	msg[2] = 0;
 	msg[3] = (unsigned char)blen;
 	for (i = 0; i < blen; i++)
 		msg[4 + i] = (unsigned char)(i * 13 + 1);
-	if (c->param == 1) {	/* ClientHello: legacy_version 3,3 */
+	if (c->in.type == 1) {	/* ClientHello: legacy_version 3,3 */
 		msg[4] = 3;
 		msg[5] = 3;
 	}
-	ktls_send_typed(fx, p.fd, 22, msg, 4 + blen);
-	srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	ktls_send_typed(fx, p->fd, 22, msg, 4 + blen);
+	srv_send_str(fx, p, "after");
 }
 
-static void c_hs_after_hs(struct fx *fx, const struct bcase *c)
+BODY(c_hs_after_hs)
 {
-	struct peer p = cli_open(fx, NULL);
-
 	/* userspace: UNEXPECTED_PACKET, the message is dropped and the
 	 * session goes on, TLS 1.2 and 1.3 alike */
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_UNEXPECTED_PACKET);
-	expect_str(fx, "recv#3", p.s, "after");
-	peer_close(&p);
+	expect_recv_rc(fx, "recv#2", p->s, GNUTLS_E_UNEXPECTED_PACKET);
+	expect_str(fx, "recv#3", p->s, "after");
 }
 
 /* Malformed KeyUpdate messages (TLS 1.3), sent as correctly encrypted
- * handshake records through the server's kernel TX.  param: the variant.
+ * handshake records through the server's kernel TX (c->in.ku).
  * RFC 8446 makes each fatal; GnuTLS reports it and the application sends
  * the alert (gnutls_alert_send_appropriate).  What follows must never be
  * taken as data under keys nobody agreed on. */
 enum { KU_BAD_LENGTH, KU_BAD_VALUE, KU_TRAILING, KU_AFTER_OTHER };
-static const struct {
+struct ku_in {
 	unsigned char bytes[12];
 	unsigned len;
-	int rc;
-} ku_bad[] = {
+	const char *want;	/* the read after "hello" */
+	int valid_first;	/* starts with a valid KeyUpdate: a kernel that
+				 * cannot take new keys refuses that */
+};
+static const struct ku_in ku_bad[] = {
 	[KU_BAD_LENGTH] = { { 24, 0, 0, 2, 0, 0 }, 6,
-			    GNUTLS_E_UNEXPECTED_PACKET_LENGTH },
+			    "GNUTLS_E_UNEXPECTED_PACKET_LENGTH", 0 },
 	[KU_BAD_VALUE] = { { 24, 0, 0, 1, 5 }, 5,
-			   GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER },
+			   "GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER", 0 },
 	/* a KeyUpdate with another message after it in the same record:
 	 * handshake messages must not span a key change.  GnuTLS 3.7.9
 	 * takes the first KeyUpdate and moves to new keys; the record that
 	 * follows, still under the old ones, then fails to decrypt */
 	[KU_TRAILING] = { { 24, 0, 0, 1, 0, 24, 0, 0, 1, 0 }, 10,
-			  GNUTLS_E_DECRYPTION_FAILED },
+			  "GNUTLS_E_DECRYPTION_FAILED", 1 },
 	/* a truncated message before the KeyUpdate */
 	[KU_AFTER_OTHER] = { { 24, 0, 0, 3, 0, 24, 0, 0, 1, 0 }, 10,
-			     GNUTLS_E_UNEXPECTED_PACKET_LENGTH },
+			     "GNUTLS_E_UNEXPECTED_PACKET_LENGTH", 0 },
 };
 
-static void s_ku_malformed(struct fx *fx, const struct bcase *c)
+BODY(s_ku_malformed)
 {
-	struct peer p = srv_open(fx, 0);
-
-	srv_require_ktls_tx(fx, &p);
-	srv_send_str(fx, &p, "hello");
-	ktls_send_typed(fx, p.fd, 22, ku_bad[c->param].bytes,
-			ku_bad[c->param].len);
-	srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	ktls_send_typed(fx, p->fd, 22, c->in.ku->bytes, c->in.ku->len);
+	srv_send_str(fx, p, "after");
 }
 
-static void c_ku_malformed(struct fx *fx, const struct bcase *c)
+BODY(c_ku_malformed)
 {
-	struct peer p = cli_open(fx, NULL);
 	char buf[64];
 	ssize_t ret;
 
-	expect_str(fx, "recv#1", p.s, "hello");
-	/* a valid first KeyUpdate: a kernel that cannot take new keys
-	 * refuses it */
-	expect_recv_rc(fx, "recv#2 (malformed KeyUpdate)", p.s,
-		       c->param == KU_TRAILING && !kernel_rekey(fx) ?
-		       GNUTLS_E_UNIMPLEMENTED_FEATURE : ku_bad[c->param].rc);
+	expect_recv_rc(fx, "recv#2 (malformed KeyUpdate)", p->s,
+		       c->in.ku->valid_first && !kernel_rekey(fx) ?
+		       GNUTLS_E_UNIMPLEMENTED_FEATURE :
+		       error_code(fx, c->in.ku->want));
 	/* the session is to be closed now; a further read gives an error
 	 * or the data sent under the unchanged keys, never anything else */
-	ret = rd(fx, p.s, buf, sizeof(buf));
+	ret = rd(fx, p->s, buf, sizeof(buf));
 	if (ret > 0 && (ret != 5 || memcmp(buf, "after", 5) != 0))
 		fail(fx, "recv#3: %zd bytes that are not 'after'", ret);
-	peer_close(&p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1134,9 +1094,8 @@ static unsigned char pattern(size_t i);
 
 /* A sequence of forged records between "hello" and "after", then the
  * server's close_notify.  want: what the observer's reads after "hello"
- * give, in order, for TLS 1.2 ([0]) and 1.3 ([1]): "after" (that data),
- * "eof" (0), or a short error name (see read_tokens); the reads stop
- * after the last.  alert: the alert the observer sends for the first
+ * give, in order, for TLS 1.2 ([0]) and 1.3 ([1]) (see read_words); the
+ * reads stop after the last.  alert: the alert the observer sends for the first
  * error with gnutls_alert_send_appropriate(), which the server must
  * receive as a fatal alert (-1: none sent). */
 #define FR_MAX 3
@@ -1168,122 +1127,153 @@ enum {
 
 #define AL(x) GNUTLS_A_##x
 static const struct forged forged[] = {
-	[F_EMPTY_CCS] = { { { 20, "", 0, 0, 0 }, { -1 } },
-			  { "after eof", "UE after eof" }, BOTH(-1) },
-	[F_EMPTY_ALERT] = { { { 21, "", 0, 0, 0 }, { -1 } },
-			    { "after eof", "UE after eof" }, BOTH(-1) },
+	[F_EMPTY_CCS] = {
+		.r = { { 20, "", 0, 0, 0 }, { -1 } },
+		.want = { "after eof",
+			  "GNUTLS_E_UNEXPECTED_PACKET after eof" },
+		.alert = BOTH(-1) },
+	[F_EMPTY_ALERT] = {
+		.r = { { 21, "", 0, 0, 0 }, { -1 } },
+		.want = { "after eof",
+			  "GNUTLS_E_UNEXPECTED_PACKET after eof" },
+		.alert = BOTH(-1) },
 	/* TLS 1.3 (userspace GnuTLS 3.7.9 too): the data record after the
 	 * empty handshake record is lost */
-	[F_EMPTY_HS] = { { { 22, "", 0, 0, 0 }, { -1 } },
-			 { "after eof", "UE eof" }, BOTH(-1) },
-	[F_EMPTY_APPDATA] = { { { 23, "", 0, 0, 0 }, { -1 } },
-			      BOTH("after eof"), BOTH(-1) },
-	[F_EMPTY_HEARTBEAT] = { { { 24, "", 0, 0, 0 }, { -1 } },
-				{ "after eof", "UE after eof" }, BOTH(-1) },
-	[F_EMPTY_99] = { { { 99, "", 0, 0, 0 }, { -1 } },
-			 { "UE IS", "UE after eof" }, BOTH(-1) },
-	[F_ALERT_SHORT] = { { { 21, "\x02", 1, 0, 0 }, { -1 } },
-			    { "UE after eof", "UE after eof" }, BOTH(-1) },
-	[F_ALERT_LONG] = { { { 21, "\x02\x28\x00", 3, 0, 0 }, { -1 } },
-			   BOTH("FA IS"), BOTH(-1) },
+	[F_EMPTY_HS] = {
+		.r = { { 22, "", 0, 0, 0 }, { -1 } },
+		.want = { "after eof",
+			  "GNUTLS_E_UNEXPECTED_PACKET eof" },
+		.alert = BOTH(-1) },
+	[F_EMPTY_APPDATA] = {
+		.r = { { 23, "", 0, 0, 0 }, { -1 } },
+		.want = BOTH("after eof"),
+		.alert = BOTH(-1) },
+	[F_EMPTY_HEARTBEAT] = {
+		.r = { { 24, "", 0, 0, 0 }, { -1 } },
+		.want = { "after eof",
+			  "GNUTLS_E_UNEXPECTED_PACKET after eof" },
+		.alert = BOTH(-1) },
+	[F_EMPTY_99] = {
+		.r = { { 99, "", 0, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET GNUTLS_E_INVALID_SESSION",
+			  "GNUTLS_E_UNEXPECTED_PACKET after eof" },
+		.alert = BOTH(-1) },
+	[F_ALERT_SHORT] = {
+		.r = { { 21, "\x02", 1, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET after eof",
+			  "GNUTLS_E_UNEXPECTED_PACKET after eof" },
+		.alert = BOTH(-1) },
+	[F_ALERT_LONG] = {
+		.r = { { 21, "\x02\x28\x00", 3, 0, 0 }, { -1 } },
+		.want = BOTH("GNUTLS_E_FATAL_ALERT_RECEIVED GNUTLS_E_INVALID_SESSION"),
+		.alert = BOTH(-1) },
 	/* two warning user_canceled in one record */
-	[F_ALERT_TWO_IN_ONE] = { { { 21, "\x01\x5a\x01\x5a", 4, 0, 0 },
-				   { -1 } },
-				 { "WA after eof", "FA IS" }, BOTH(-1) },
+	[F_ALERT_TWO_IN_ONE] = {
+		.r = { { 21, "\x01\x5a\x01\x5a", 4, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_WARNING_ALERT_RECEIVED after eof",
+			  "GNUTLS_E_FATAL_ALERT_RECEIVED GNUTLS_E_INVALID_SESSION" },
+		.alert = BOTH(-1) },
 	/* two warning records (TLS 1.3: every alert but close_notify ends
 	 * the session, whatever its level) */
-	[F_ALERT_REPEATED] = { { { 21, "\x01\x5a", 2, 0, 0 },
-				 { 21, "\x01\x5a", 2, 0, 0 }, { -1 } },
-			       { "WA WA after eof", "FA IS" }, BOTH(-1) },
-	[F_ALERT_UNKNOWN_DESC] = { { { 21, "\x02\xfe", 2, 0, 0 }, { -1 } },
-				   BOTH("FA IS"), BOTH(-1) },
-	[F_ALERT_UNKNOWN_LEVEL] = { { { 21, "\x07\x0a", 2, 0, 0 }, { -1 } },
-				    { "WA after eof", "FA IS" }, BOTH(-1) },
-	[F_TAG_FLIPPED] = { { { 23, "tagged", 6, 0, FORGE_BAD_TAG }, { -1 } },
-			    BOTH("DF IS"), BOTH(AL(BAD_RECORD_MAC)) },
-	[F_CUT_VALID_RECORD] = { { { 23, "0123456789abcdef", 16, 0,
-				     FORGE_CUT }, { -1 } },
-				 BOTH("UL IS"), BOTH(-1) },
+	[F_ALERT_REPEATED] = {
+		.r = { { 21, "\x01\x5a", 2, 0, 0 }, { 21, "\x01\x5a", 2, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_WARNING_ALERT_RECEIVED GNUTLS_E_WARNING_ALERT_RECEIVED after eof",
+			  "GNUTLS_E_FATAL_ALERT_RECEIVED GNUTLS_E_INVALID_SESSION" },
+		.alert = BOTH(-1) },
+	[F_ALERT_UNKNOWN_DESC] = {
+		.r = { { 21, "\x02\xfe", 2, 0, 0 }, { -1 } },
+		.want = BOTH("GNUTLS_E_FATAL_ALERT_RECEIVED GNUTLS_E_INVALID_SESSION"),
+		.alert = BOTH(-1) },
+	[F_ALERT_UNKNOWN_LEVEL] = {
+		.r = { { 21, "\x07\x0a", 2, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_WARNING_ALERT_RECEIVED after eof",
+			  "GNUTLS_E_FATAL_ALERT_RECEIVED GNUTLS_E_INVALID_SESSION" },
+		.alert = BOTH(-1) },
+	[F_TAG_FLIPPED] = {
+		.r = { { 23, "tagged", 6, 0, FORGE_BAD_TAG }, { -1 } },
+		.want = BOTH("GNUTLS_E_DECRYPTION_FAILED GNUTLS_E_INVALID_SESSION"),
+		.alert = BOTH(AL(BAD_RECORD_MAC)) },
+	[F_CUT_VALID_RECORD] = {
+		.r = { { 23, "0123456789abcdef", 16, 0, FORGE_CUT }, { -1 } },
+		.want = BOTH("GNUTLS_E_UNEXPECTED_PACKET_LENGTH GNUTLS_E_INVALID_SESSION"),
+		.alert = BOTH(-1) },
 	/* a NewSessionTicket in two records */
-	[F_NST_SPLIT] = { { { 22, NST, 10, 0, 0 },
-			    { 22, NST + 10, 13, 0, 0 }, { -1 } },
-			  { "UE UE after eof", "PE after eof" }, BOTH(-1) },
+	[F_NST_SPLIT] = {
+		.r = { { 22, NST, 10, 0, 0 }, { 22, NST + 10, 13, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET GNUTLS_E_UNEXPECTED_PACKET after eof",
+			  "GNUTLS_E_PARSING_ERROR after eof" },
+		.alert = BOTH(-1) },
 	/* two NewSessionTickets in one record */
-	[F_NST_COALESCED] = { { { 22, NST NST, 46, 0, 0 }, { -1 } },
-			      { "UE after eof", "PE UE UE eof" },
-			      BOTH(-1) },
+	[F_NST_COALESCED] = {
+		.r = { { 22, NST NST, 46, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET after eof",
+			  "GNUTLS_E_PARSING_ERROR GNUTLS_E_UNEXPECTED_PACKET GNUTLS_E_UNEXPECTED_PACKET eof" },
+		.alert = BOTH(-1) },
 	/* only the 4-byte header in the first record */
-	[F_NST_SPLIT_HEADER] = { { { 22, NST, 4, 0, 0 },
-				   { 22, NST + 4, 19, 0, 0 }, { -1 } },
-				 { "UE RH after eof", "PE after eof" },
-				 BOTH(-1) },
+	[F_NST_SPLIT_HEADER] = {
+		.r = { { 22, NST, 4, 0, 0 }, { 22, NST + 4, 19, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET GNUTLS_E_REHANDSHAKE after eof",
+			  "GNUTLS_E_PARSING_ERROR after eof" },
+		.alert = BOTH(-1) },
 	/* a KeyUpdate (update_not_requested) in two records: legal; the
 	 * server's "after" then comes under the old keys */
-	[F_KU_SPLIT] = { { { 22, "\x18\x00\x00", 3, 0, 0 },
-			   { 22, "\x01\x00", 2, 0, 0 }, { -1 } },
-			 { "UE UE after eof", "KU" }, BOTH(-1) },
+	[F_KU_SPLIT] = {
+		.r = { { 22, "\x18\x00\x00", 3, 0, 0 }, { 22, "\x01\x00", 2, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET GNUTLS_E_UNEXPECTED_PACKET after eof",
+			  "old-keys" },
+		.alert = BOTH(-1) },
 	/* a NewSessionTicket and a KeyUpdate in one record */
-	[F_NST_THEN_KU] = { { { 22, NST "\x18\x00\x00\x01\x00", 28, 0, 0 },
-			      { -1 } },
-			    { "UE after eof", "PE UE eof" }, BOTH(-1) },
+	[F_NST_THEN_KU] = {
+		.r = { { 22, NST "\x18\x00\x00\x01\x00", 28, 0, 0 }, { -1 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET after eof",
+			  "GNUTLS_E_PARSING_ERROR GNUTLS_E_UNEXPECTED_PACKET eof" },
+		.alert = BOTH(-1) },
 	/* a handshake message split over two records with data between
 	 * (TLS 1.3 forbids that) */
-	[F_HS_SPLIT_THEN_DATA] = { { { 22, NST, 10, 0, 0 },
-				     { 23, "mid", 3, 0, 0 },
-				     { 22, NST + 10, 13, 0, 0 } },
-				   { "UE mid UE after eof", "UE PE" },
-				   BOTH(-1) },
+	[F_HS_SPLIT_THEN_DATA] = {
+		.r = { { 22, NST, 10, 0, 0 }, { 23, "mid", 3, 0, 0 }, { 22, NST + 10, 13, 0, 0 } },
+		.want = { "GNUTLS_E_UNEXPECTED_PACKET mid GNUTLS_E_UNEXPECTED_PACKET after eof",
+			  "GNUTLS_E_UNEXPECTED_PACKET GNUTLS_E_PARSING_ERROR" },
+		.alert = BOTH(-1) },
 	/* TLS 1.3: inner plaintext of zeros only (no content type) */
-	[F_INNER_ALL_ZERO] = { { { 0, "", 0, 16, 0 }, { -1 } },
-			       BOTH("DF IS"), BOTH(AL(BAD_RECORD_MAC)) },
+	[F_INNER_ALL_ZERO] = {
+		.r = { { 0, "", 0, 16, 0 }, { -1 } },
+		.want = BOTH("GNUTLS_E_DECRYPTION_FAILED GNUTLS_E_INVALID_SESSION"),
+		.alert = BOTH(AL(BAD_RECORD_MAC)) },
 	/* TLS 1.3: a handshake record of padding only (as F_EMPTY_HS) */
-	[F_PADDING_ONLY_HS] = { { { 22, "", 0, 32, 0 }, { -1 } },
-				BOTH("UE eof"), BOTH(-1) },
+	[F_PADDING_ONLY_HS] = {
+		.r = { { 22, "", 0, 32, 0 }, { -1 } },
+		.want = BOTH("GNUTLS_E_UNEXPECTED_PACKET eof"),
+		.alert = BOTH(-1) },
 };
 
-/* The reads of a forged case: one per token of want.  Returns the first
- * error code met (0 if none), for the alert. */
-static int read_tokens(struct fx *fx, gnutls_session_t s, const char *want)
+/* The reads of a forged case, one per word of want: "after" or "mid"
+ * (that data), "eof" (0), a GnuTLS error name, or "old-keys" (a record
+ * still under the keys a KeyUpdate replaced: DECRYPTION_FAILED, or where
+ * the kernel cannot take new keys UNIMPLEMENTED_FEATURE).  Returns the
+ * first error code met (0 if none), for the alert. */
+static int read_words(struct fx *fx, gnutls_session_t s, const char *want)
 {
-	static const struct { const char *tok; int rc; } codes[] = {
-		{ "UE", GNUTLS_E_UNEXPECTED_PACKET },
-		{ "UL", GNUTLS_E_UNEXPECTED_PACKET_LENGTH },
-		{ "DF", GNUTLS_E_DECRYPTION_FAILED },
-		{ "RO", GNUTLS_E_RECORD_OVERFLOW },
-		{ "IS", GNUTLS_E_INVALID_SESSION },
-		{ "FA", GNUTLS_E_FATAL_ALERT_RECEIVED },
-		{ "WA", GNUTLS_E_WARNING_ALERT_RECEIVED },
-		{ "PE", GNUTLS_E_PARSING_ERROR },
-		{ "RH", GNUTLS_E_REHANDSHAKE },
-		{ "eof", 0 },
-	};
-	char tok[16], step[48];
+	char word[48], step[96];
 	const char *p = want;
 	int n = 0, first = 0, rc;
-	unsigned i;
 
-	while (sscanf(p, "%15s", tok) == 1) {
-		p = strstr(p, tok) + strlen(tok);
-		snprintf(step, sizeof(step), "read#%d (%s of '%s')", ++n, tok,
-			 want);
-		if (strcmp(tok, "after") == 0 || strcmp(tok, "mid") == 0) {
-			if (expect_str(fx, step, s, tok))
+	while (sscanf(p, "%47s", word) == 1) {
+		p = strstr(p, word) + strlen(word);
+		snprintf(step, sizeof(step), "read#%d (%s of '%s')", ++n,
+			 word, want);
+		if (strcmp(word, "after") == 0 || strcmp(word, "mid") == 0) {
+			if (expect_str(fx, step, s, word))
 				break;
 			continue;
 		}
-		if (strcmp(tok, "KU") == 0)	/* a record after a KeyUpdate */
+		if (strcmp(word, "old-keys") == 0)
 			rc = kernel_rekey(fx) ? GNUTLS_E_DECRYPTION_FAILED :
 						GNUTLS_E_UNIMPLEMENTED_FEATURE;
-		else {
-			for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-				if (strcmp(tok, codes[i].tok) == 0)
-					break;
-			if (i == sizeof(codes) / sizeof(codes[0])) {
-				fail(fx, "bad token '%s' in the table", tok);
-				break;
-			}
-			rc = codes[i].rc;
-		}
+		else if (strcmp(word, "eof") == 0)
+			rc = 0;
+		else
+			rc = error_code(fx, word);
 		if (first == 0 && rc < 0)
 			first = rc;
 		if (expect_recv_rc(fx, step, s, rc))
@@ -1292,121 +1282,97 @@ static int read_tokens(struct fx *fx, gnutls_session_t s, const char *want)
 	return first;
 }
 
-static void s_forged(struct fx *fx, const struct bcase *c)
+BODY(s_forged)
 {
-	const struct forged *f = &forged[c->param];
+	const struct forged *f = c->in.forged;
 	int v = fx->o->vers == V13, i, cut = 0;
-	struct peer p = srv_open(fx, SRV_USER);
 	char buf[64];
 	ssize_t ret;
 
-	sync_wait(fx, IO_TIMEOUT_MS);	/* the client is offloaded */
-	srv_send_str(fx, &p, "hello");
-	/* the kernel merges queued data records in one read: the client
-	 * reads "hello" alone first */
-	sync_wait(fx, IO_TIMEOUT_MS);
 	for (i = 0; i < FR_MAX && f->r[i].type >= 0; i++) {
-		forge_send(fx, &p, f->r[i].type, f->r[i].d, f->r[i].len,
+		forge_send(fx, p, f->r[i].type, f->r[i].d, f->r[i].len,
 			   f->r[i].pad, f->r[i].flags);
 		cut |= f->r[i].flags & FORGE_CUT;
 	}
-	if (!cut && gnutls_record_send(p.s, "after", 5) == 5)
-		gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	if (!cut && gnutls_record_send(p->s, "after", 5) == 5)
+		gnutls_bye(p->s, GNUTLS_SHUT_WR);
 	if (f->alert[v] >= 0) {
-		ret = rd(fx, p.s, buf, sizeof(buf));
+		ret = rd(fx, p->s, buf, sizeof(buf));
 		if (expect_rc(fx, "the observer's alert", ret,
 			      GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
-			expect_alert(fx, "alert", p.s, f->alert[v]);
+			expect_alert(fx, "alert", p->s, f->alert[v]);
 	}
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_forged(struct fx *fx, const struct bcase *c)
+BODY(c_forged)
 {
-	const struct forged *f = &forged[c->param];
+	const struct forged *f = c->in.forged;
 	int v = fx->o->vers == V13, ret, err;
-	struct peer p = cli_open(fx, NULL);
 
-	sync_send(fx, SYNC_GO);
-	expect_str(fx, "recv#1", p.s, "hello");
-	sync_send(fx, SYNC_GO);
-	err = read_tokens(fx, p.s, f->want[v]);
+	err = read_words(fx, p->s, f->want[v]);
 	if (f->alert[v] >= 0) {
-		ret = gnutls_alert_send_appropriate(p.s, err);
+		ret = gnutls_alert_send_appropriate(p->s, err);
 		expect_rc(fx, "gnutls_alert_send_appropriate", ret, 0);
 	}
-	peer_close(&p);
 }
 
-/* Application data of param bytes in one forged record (TLS 1.3: plus
- * param2 bytes of padding): up to 2^14 it is data, beyond it
+/* Application data of c->in.big.len bytes in one forged record (TLS 1.3:
+ * plus c->in.big.pad bytes of padding): up to 2^14 it is data, beyond it
  * RECORD_OVERFLOW and a record_overflow alert back. */
-#define BIG_LEN(param) ((param) & 0xffff)
-#define BIG_PAD(param) ((param) >> 16)
-static void s_forged_big(struct fx *fx, const struct bcase *c)
+BODY(s_forged_big)
 {
-	struct peer p = srv_open(fx, SRV_USER);
-	size_t i, n = BIG_LEN(c->param);
+	size_t i, n = c->in.big.len;
 	unsigned char *buf = malloc(n);
 	char rbuf[64];
 	ssize_t ret;
 
-	sync_wait(fx, IO_TIMEOUT_MS);
 	for (i = 0; i < n; i++)
 		buf[i] = pattern(i);
-	srv_send_str(fx, &p, "hello");
-	sync_wait(fx, IO_TIMEOUT_MS);	/* "hello" read alone */
-	forge_send(fx, &p, 23, buf, n,
-		   fx->o->vers == V13 ? BIG_PAD(c->param) : 0, 0);
+	forge_send(fx, p, 23, buf, n,
+		   fx->o->vers == V13 ? c->in.big.pad : 0, 0);
 	free(buf);
-	if (n + BIG_PAD(c->param) <= MAX_TLS_RECORD)
-		srv_send_str(fx, &p, "after");
+	if (n + c->in.big.pad <= MAX_TLS_RECORD)
+		srv_send_str(fx, p, "after");
 	else {
 		/* the alert is due at once; without it, end the connection
 		 * so that a client that still waits (the recv_file bug) is
 		 * not held until the timeouts */
-		gnutls_record_set_timeout(p.s, 8000);
-		ret = rd(fx, p.s, rbuf, sizeof(rbuf));
+		gnutls_record_set_timeout(p->s, 8000);
+		ret = rd(fx, p->s, rbuf, sizeof(rbuf));
 		if (expect_rc(fx, "the observer's alert", ret,
 			      GNUTLS_E_FATAL_ALERT_RECEIVED) == 0)
-			expect_alert(fx, "alert", p.s,
+			expect_alert(fx, "alert", p->s,
 				     GNUTLS_A_RECORD_OVERFLOW);
 		else
-			shutdown(p.fd, SHUT_RDWR);
+			shutdown(p->fd, SHUT_RDWR);
 	}
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_forged_big(struct fx *fx, const struct bcase *c)
+BODY(c_forged_big)
 {
-	struct peer p = cli_open(fx, NULL);
-	size_t i, n = BIG_LEN(c->param);
-	size_t pad = fx->o->vers == V13 ? BIG_PAD(c->param) : 0;
+	size_t i, n = c->in.big.len;
+	size_t pad = fx->o->vers == V13 ? c->in.big.pad : 0;
 	unsigned char *want = malloc(n + 5);
 	int ret;
 
-	sync_send(fx, SYNC_GO);
 	for (i = 0; i < n; i++)
 		want[i] = pattern(i);
 	memcpy(want + n, "after", 5);
-	expect_str(fx, "recv#1", p.s, "hello");
-	sync_send(fx, SYNC_GO);
 	if (n + pad <= MAX_TLS_RECORD) {
 		/* the kernel may merge it with "after" in one read */
-		expect_data(fx, "recv#2 (the big record, then 'after')", p.s,
+		expect_data(fx, "recv#2 (the big record, then 'after')", p->s,
 			    want, n + 5);
-	} else if (gnutls_record_set_timeout(p.s, 5000),
+	} else if (gnutls_record_set_timeout(p->s, 5000),
 		   /* the error is due at once: a reader that waits for more
 		    * (the recv_file bug) gives up soon */
-		   expect_recv_rc(fx, "recv#2", p.s,
+		   expect_recv_rc(fx, "recv#2", p->s,
 				  GNUTLS_E_RECORD_OVERFLOW) == 0) {
-		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
-		ret = gnutls_alert_send_appropriate(p.s,
+		expect_recv_rc(fx, "recv#3", p->s, GNUTLS_E_INVALID_SESSION);
+		ret = gnutls_alert_send_appropriate(p->s,
 						   GNUTLS_E_RECORD_OVERFLOW);
 		expect_rc(fx, "gnutls_alert_send_appropriate", ret, 0);
 	}	/* else: close at once, the server fails without waiting */
 	free(want);
-	peer_close(&p);
 }
 
 /* Every content type 0..255 but alert, handshake and application data,
@@ -1428,68 +1394,66 @@ static int type_survives(unsigned t, unsigned vers)
 	return vers == V13 || t == 20 || t == 24;
 }
 
-static void s_all_types(struct fx *fx, const struct bcase *c)
+BODY(s_all_types)
 {
-	struct peer p = { NULL, -1 };
+	struct peer q = { NULL, -1 };
 	unsigned t;
 	char mark[16];
 
-	(void)c;
 	for (t = 0; t < 256; t++) {
 		if (type_skipped(t, fx->o->vers))
 			continue;
-		if (p.s == NULL) {
-			p = srv_open(fx, SRV_USER | SRV_TICKETS);
+		if (q.s == NULL) {
+			q = srv_open(fx, SRV_USER | SRV_TICKETS);
 			sync_wait(fx, IO_TIMEOUT_MS);
 		}
-		forge_send(fx, &p, (unsigned char)t, "x", 1, 0, 0);
+		forge_send(fx, &q, (unsigned char)t, "x", 1, 0, 0);
 		snprintf(mark, sizeof(mark), "after-%u", t);
 		if (type_survives(t, fx->o->vers))
-			srv_send_str(fx, &p, mark);
+			srv_send_str(fx, &q, mark);
 		else {
 			sync_wait(fx, IO_TIMEOUT_MS);	/* client done */
-			peer_close(&p);
+			peer_close(&q);
 		}
 	}
 	sync_wait(fx, IO_TIMEOUT_MS * 2);
-	peer_close(&p);
+	peer_close(&q);
 }
 
-static void c_all_types(struct fx *fx, const struct bcase *c)
+BODY(c_all_types)
 {
-	struct peer p = { NULL, -1 };
+	struct peer q = { NULL, -1 };
 	gnutls_datum_t sd = { NULL, 0 };
 	unsigned t, bad = 0;
 	char mark[16], step[48];
 
-	(void)c;
 	for (t = 0; t < 256 && !bad; t++) {
 		if (type_skipped(t, fx->o->vers))
 			continue;
-		if (p.s == NULL) {
-			p = cli_open(fx, sd.data ? &sd : NULL);
+		if (q.s == NULL) {
+			q = cli_open(fx, sd.data ? &sd : NULL);
 			if (fx->failed)
 				break;
 			if (sd.data == NULL &&
-			    gnutls_session_get_data2(p.s, &sd) < 0)
+			    gnutls_session_get_data2(q.s, &sd) < 0)
 				fail(fx, "gnutls_session_get_data2");
 			sync_send(fx, SYNC_GO);
 		}
 		snprintf(step, sizeof(step), "type %u", t);
-		bad |= expect_recv_rc(fx, step, p.s, GNUTLS_E_UNEXPECTED_PACKET);
+		bad |= expect_recv_rc(fx, step, q.s, GNUTLS_E_UNEXPECTED_PACKET);
 		snprintf(mark, sizeof(mark), "after-%u", t);
 		snprintf(step, sizeof(step), "after type %u", t);
 		if (type_survives(t, fx->o->vers))
-			bad |= expect_str(fx, step, p.s, mark);
+			bad |= expect_str(fx, step, q.s, mark);
 		else {
-			bad |= expect_recv_rc(fx, step, p.s,
+			bad |= expect_recv_rc(fx, step, q.s,
 					      GNUTLS_E_INVALID_SESSION);
-			peer_close(&p);
+			peer_close(&q);
 			sync_send(fx, SYNC_GO);
 		}
 	}
 	gnutls_free(sd.data);
-	peer_close(&p);
+	peer_close(&q);
 }
 
 /* Every handshake message type that is illegal after the handshake, one
@@ -1503,96 +1467,78 @@ static int hs_skipped(unsigned t, unsigned vers)
 	return vers == V13 ? (t == 4 || t == 24) : (t == 0 || t == 24);
 }
 
-static void s_all_hs_types(struct fx *fx, const struct bcase *c)
+BODY(s_all_hs_types)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	unsigned char msg[8] = { 0, 0, 0, 4, 1, 2, 3, 4 };
 	unsigned t;
 	char mark[16];
 
-	(void)c;
-	sync_wait(fx, IO_TIMEOUT_MS);
 	for (t = 0; t < 256; t++) {
 		if (hs_skipped(t, fx->o->vers))
 			continue;
 		msg[0] = (unsigned char)t;
-		forge_send(fx, &p, 22, msg, sizeof(msg), 0, 0);
+		forge_send(fx, p, 22, msg, sizeof(msg), 0, 0);
 		snprintf(mark, sizeof(mark), "after-%u", t);
-		srv_send_str(fx, &p, mark);
+		srv_send_str(fx, p, mark);
 	}
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_all_hs_types(struct fx *fx, const struct bcase *c)
+BODY(c_all_hs_types)
 {
-	struct peer p = cli_open(fx, NULL);
 	unsigned t;
 	char mark[16], step[48];
 
-	(void)c;
-	sync_send(fx, SYNC_GO);
 	for (t = 0; t < 256; t++) {
 		if (hs_skipped(t, fx->o->vers))
 			continue;
 		snprintf(step, sizeof(step), "handshake type %u", t);
-		if (expect_recv_rc(fx, step, p.s, GNUTLS_E_UNEXPECTED_PACKET))
+		if (expect_recv_rc(fx, step, p->s, GNUTLS_E_UNEXPECTED_PACKET))
 			break;
 		snprintf(mark, sizeof(mark), "after-%u", t);
 		snprintf(step, sizeof(step), "after handshake type %u", t);
-		if (expect_str(fx, step, p.s, mark))
+		if (expect_str(fx, step, p->s, mark))
 			break;
 	}
-	peer_close(&p);
 }
 
 /* ------------------------------------------------------------------ */
 /* cases: renegotiation, tickets, key updates */
 
-static void s_renegotiation(struct fx *fx, const struct bcase *c)
+BODY(s_renegotiation)
 {
-	/* userspace, else the server itself would refuse */
-	struct peer p = srv_open(fx, SRV_USER);
 	int ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = gnutls_rehandshake(p.s);
+	ret = gnutls_rehandshake(p->s);
 	expect_rc(fx, "gnutls_rehandshake", ret, 0);
 	do {
-		ret = gnutls_handshake(p.s);
+		ret = gnutls_handshake(p->s);
 	} while (ret < 0 && !gnutls_error_is_fatal(ret) &&
 		 ret != GNUTLS_E_WARNING_ALERT_RECEIVED);
 	if (fx->o->observer_user)
 		expect_rc(fx, "gnutls_handshake", ret, 0);
 	else if (expect_rc(fx, "gnutls_handshake", ret,
 			   GNUTLS_E_WARNING_ALERT_RECEIVED) == 0)
-		expect_alert(fx, "alert", p.s, GNUTLS_A_NO_RENEGOTIATION);
-	srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+		expect_alert(fx, "alert", p->s, GNUTLS_A_NO_RENEGOTIATION);
+	srv_send_str(fx, p, "after");
 }
 
-static void c_renegotiation(struct fx *fx, const struct bcase *c)
+BODY(c_renegotiation)
 {
-	struct peer p = cli_open(fx, NULL);
 	int ret;
 
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_recv_rc(fx, "recv#2", p.s, GNUTLS_E_REHANDSHAKE);
-	ret = handshake(p.s);
+	expect_recv_rc(fx, "recv#2", p->s, GNUTLS_E_REHANDSHAKE);
+	ret = handshake(p->s);
 	/* the one intended difference: the kernel cannot take new keys */
 	expect_rc(fx, "gnutls_handshake", ret, fx->o->observer_user ? 0 :
 		  GNUTLS_E_UNIMPLEMENTED_FEATURE);
-	expect_str(fx, "recv#3", p.s, "after");
-	peer_close(&p);
+	expect_str(fx, "recv#3", p->s, "after");
 }
 
-static void s_tickets(struct fx *fx, const struct bcase *c)
+BODY(s_tickets)
 {
 	struct peer p1, p2;
 
-	(void)c;
-	p1 = srv_open(fx, SRV_TICKETS);
+		p1 = srv_open(fx, SRV_TICKETS);
 	srv_send_str(fx, &p1, "hello");
 	p2 = srv_open(fx, SRV_TICKETS);
 	if (!gnutls_session_is_resumed(p2.s))
@@ -1602,14 +1548,13 @@ static void s_tickets(struct fx *fx, const struct bcase *c)
 	peer_close(&p1);
 }
 
-static void c_tickets(struct fx *fx, const struct bcase *c)
+BODY(c_tickets)
 {
 	struct peer p1, p2;
 	gnutls_datum_t d = { NULL, 0 };
 	int ret;
 
-	(void)c;
-	p1 = cli_open(fx, NULL);
+		p1 = cli_open(fx, NULL);
 	if (fx->failed)
 		return;
 	/* the NewSessionTicket comes before the data: through the kernel
@@ -1629,55 +1574,44 @@ static void c_tickets(struct fx *fx, const struct bcase *c)
 	peer_close(&p1);
 }
 
-/* param: flags of gnutls_session_key_update (0 or GNUTLS_KU_PEER) */
-static void s_key_update(struct fx *fx, const struct bcase *c)
+/* c->in.ku_flags: of gnutls_session_key_update (0 or GNUTLS_KU_PEER) */
+BODY(s_key_update)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	int ret;
 
-	srv_send_str(fx, &p, "before");
-	ret = gnutls_session_key_update(p.s, c->param);
+	ret = gnutls_session_key_update(p->s, c->in.ku_flags);
 	expect_rc(fx, "gnutls_session_key_update", ret, 0);
-	srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	srv_send_str(fx, p, "after");
 }
 
-static void c_key_update(struct fx *fx, const struct bcase *c)
+BODY(c_key_update)
 {
-	struct peer p = cli_open(fx, NULL);
-
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "before");
 	if (kernel_rekey(fx)) {
-		expect_str(fx, "recv#2", p.s, "after");
+		expect_str(fx, "recv#2", p->s, "after");
 	} else {
 		/* must never be the KeyUpdate's bytes nor garbage */
-		expect_recv_rc(fx, "recv#2", p.s,
+		expect_recv_rc(fx, "recv#2", p->s,
 			       GNUTLS_E_UNIMPLEMENTED_FEATURE);
-		expect_recv_rc(fx, "recv#3", p.s, GNUTLS_E_INVALID_SESSION);
+		expect_recv_rc(fx, "recv#3", p->s, GNUTLS_E_INVALID_SESSION);
 	}
-	peer_close(&p);
 }
 
 /* An event-driven reader: after the peer's KeyUpdate, gnutls_record_recv
  * may return GNUTLS_E_AGAIN; the application then polls the socket, and
  * the record sent under the new keys must make it readable (under KTLS
  * the kernel must have the new keys and see the queued record by then). */
-static void c_key_update_poll(struct fx *fx, const struct bcase *c)
+BODY(c_key_update_poll)
 {
-	struct peer p = cli_open(fx, NULL);
-	struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
 	char buf[64];
 	ssize_t ret;
 	int polls = 0;
 
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "before");
 	for (;;) {
-		ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+		ret = gnutls_record_recv(p->s, buf, sizeof(buf));
 		if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED)
 			break;
-		if (gnutls_record_check_pending(p.s) > 0)
+		if (gnutls_record_check_pending(p->s) > 0)
 			continue;
 		if (poll(&pfd, 1, IO_TIMEOUT_MS) != 1 || ++polls > 16) {
 			fail(fx, "poll: socket not readable after the KeyUpdate");
@@ -1691,36 +1625,30 @@ static void c_key_update_poll(struct fx *fx, const struct bcase *c)
 	} else {
 		expect_rc(fx, "recv#2", ret, GNUTLS_E_UNIMPLEMENTED_FEATURE);
 	}
-	peer_close(&p);
 }
 
 /* A peer that sends KeyUpdates faster than GnuTLS allows (8 a second):
  * the 9th is refused with TOO_MANY_HANDSHAKE_PACKETS, under KTLS too. */
 #define KU_FLOOD 9
-static void s_key_update_flood(struct fx *fx, const struct bcase *c)
+BODY(s_key_update_flood)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	int i;
 
-	(void)c;
 	for (i = 0; i < KU_FLOOD; i++) {
-		srv_send_str(fx, &p, "x");
-		if (gnutls_session_key_update(p.s, 0) < 0)
+		srv_send_str(fx, p, "x");
+		if (gnutls_session_key_update(p->s, 0) < 0)
 			break;
 	}
-	srv_send_str(fx, &p, "x");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	srv_send_str(fx, p, "x");
 }
 
-static void c_key_update_flood(struct fx *fx, const struct bcase *c)
+BODY(c_key_update_flood)
 {
-	struct peer p = cli_open(fx, NULL);
 	char buf[64];
 	ssize_t ret;
 	int xs = 0;
 
-	(void)c;
-	while ((ret = rd(fx, p.s, buf, sizeof(buf))) > 0) {
+	while ((ret = rd(fx, p->s, buf, sizeof(buf))) > 0) {
 		if (memchr(buf, 'x', ret) == NULL || (size_t)ret != strspn(buf, "x")) {
 			fail(fx, "recv: data other than the peer's 'x'");
 			break;
@@ -1738,7 +1666,6 @@ static void c_key_update_flood(struct fx *fx, const struct bcase *c)
 			  GNUTLS_E_UNIMPLEMENTED_FEATURE);
 	}
 	sync_send(fx, SYNC_GO);
-	peer_close(&p);
 }
 
 /* AEAD usage limits: the observer's write sequence number is moved close
@@ -1756,18 +1683,16 @@ static unsigned limit_expected(struct fx *fx)
 	return kernel_rekey(fx) ? LIMIT_SENDS : 4;
 }
 
-static void s_usage_limit(struct fx *fx, const struct bcase *c)
+BODY(s_usage_limit)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	char buf[64], want[LIMIT_SENDS];
 	size_t got = 0;
 	ssize_t ret;
 	unsigned i;
 
-	(void)c;
 	for (i = 0; i < LIMIT_SENDS; i++)
 		want[i] = (char)('A' + i);
-	while ((ret = rd(fx, p.s, buf, sizeof(buf))) > 0) {
+	while ((ret = rd(fx, p->s, buf, sizeof(buf))) > 0) {
 		if (got + ret > sizeof(want) || memcmp(buf, want + got, ret)) {
 			fail(fx, "server: data out of order or extra");
 			break;
@@ -1780,25 +1705,23 @@ static void s_usage_limit(struct fx *fx, const struct bcase *c)
 	sync_send(fx, SYNC_GO);
 }
 
-static void c_usage_limit(struct fx *fx, const struct bcase *c)
+BODY(c_usage_limit)
 {
-	struct peer p = cli_open(fx, NULL);
 	uint64_t start = kernel_rekey(fx) ? LIMIT_REKEY_AT - 13 : LIMIT_HARD - 4;
 	unsigned char seq[8];
 	unsigned i, sent = 0;
 	ssize_t ret = 0;
 	char ch;
 
-	(void)c;
 	for (i = 0; i < 8; i++)
 		seq[i] = (unsigned char)(start >> (56 - 8 * i));
 	/* In userspace the sequence number is the nonce, which the peer
 	 * would not follow: there the case only checks the data. */
-	if (!fx->o->observer_user && gnutls_record_set_state(p.s, 0, seq) < 0)
+	if (!fx->o->observer_user && gnutls_record_set_state(p->s, 0, seq) < 0)
 		fail(fx, "gnutls_record_set_state");
 	for (i = 0; i < LIMIT_SENDS; i++) {
 		ch = (char)('A' + i);
-		ret = gnutls_record_send(p.s, &ch, 1);
+		ret = gnutls_record_send(p->s, &ch, 1);
 		if (ret != 1)
 			break;
 		sent++;
@@ -1806,7 +1729,7 @@ static void c_usage_limit(struct fx *fx, const struct bcase *c)
 	if (kernel_rekey(fx)) {
 		expect_rc(fx, "records sent", sent, LIMIT_SENDS);
 		if (!fx->o->observer_user &&
-		    (gnutls_record_get_state(p.s, 0, NULL, NULL, NULL, seq) < 0 ||
+		    (gnutls_record_get_state(p->s, 0, NULL, NULL, NULL, seq) < 0 ||
 		     seq[5] != 0 || seq[4] != 0))
 			fail(fx, "write sequence number still near the limit: "
 			     "no key update");
@@ -1815,45 +1738,36 @@ static void c_usage_limit(struct fx *fx, const struct bcase *c)
 		expect_rc(fx, "send past the limit", ret,
 			  GNUTLS_E_RECORD_LIMIT_REACHED);
 	}
-	gnutls_bye(p.s, GNUTLS_SHUT_WR);
+	gnutls_bye(p->s, GNUTLS_SHUT_WR);
 	sync_wait(fx, IO_TIMEOUT_MS * 2);
-	peer_close(&p);
 }
 
 /* The observer updates its own keys: under KTLS its TX needs new keys. */
-static void s_observer_key_update(struct fx *fx, const struct bcase *c)
+BODY(s_observer_key_update)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	char buf[64];
 	ssize_t ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = rd(fx, p.s, buf, sizeof(buf));
+	ret = rd(fx, p->s, buf, sizeof(buf));
 	/* whether or not the client could update its keys, what it sent
 	 * must arrive intact */
 	if (expect_rc(fx, "recv (\"after\")", ret, 5) == 0 &&
 	    memcmp(buf, "after", 5) != 0)
 		fail(fx, "recv: expected 'after'");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_observer_key_update(struct fx *fx, const struct bcase *c)
+BODY(c_observer_key_update)
 {
-	struct peer p = cli_open(fx, NULL);
 	ssize_t ret;
 
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
 	/* KTLS on a kernel that cannot rekey: refused up front, nothing
 	 * sent, the session goes on under the old keys */
-	ret = gnutls_session_key_update(p.s, 0);
+	ret = gnutls_session_key_update(p->s, 0);
 	expect_rc(fx, "gnutls_session_key_update", ret, kernel_rekey(fx) ? 0 :
 		  GNUTLS_E_UNIMPLEMENTED_FEATURE);
-	ret = gnutls_record_send(p.s, "after", 5);
+	ret = gnutls_record_send(p->s, "after", 5);
 	expect_rc(fx, "send", ret, 5);
 	sync_send(fx, SYNC_GO);
-	peer_close(&p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1864,21 +1778,18 @@ static unsigned char pattern(size_t i)
 	return (unsigned char)(i * 7 + (i >> 8) * 3 + (i >> 14));
 }
 
-static void s_big_record(struct fx *fx, const struct bcase *c)
+BODY(s_big_record)
 {
-	struct peer p = srv_open(fx, 0);
 	unsigned char *buf = malloc(2 * (MAX_TLS_RECORD + 1));
 	size_t i, half = MAX_TLS_RECORD + 1;
 
-	(void)c;
 	for (i = 0; i < 2 * half; i++)
 		buf[i] = pattern(i);
-	srv_send(fx, &p, buf, MAX_TLS_RECORD);
-	srv_send(fx, &p, buf + MAX_TLS_RECORD, 1);
-	srv_send(fx, &p, buf + half, MAX_TLS_RECORD);
-	srv_send(fx, &p, buf + half + MAX_TLS_RECORD, 1);
+	srv_send(fx, p, buf, MAX_TLS_RECORD);
+	srv_send(fx, p, buf + MAX_TLS_RECORD, 1);
+	srv_send(fx, p, buf + half, MAX_TLS_RECORD);
+	srv_send(fx, p, buf + half + MAX_TLS_RECORD, 1);
 	free(buf);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
 static int read_exact(struct fx *fx, gnutls_session_t s, unsigned char *out,
@@ -1901,16 +1812,14 @@ static int read_exact(struct fx *fx, gnutls_session_t s, unsigned char *out,
 	return 0;
 }
 
-static void c_big_record(struct fx *fx, const struct bcase *c)
+BODY(c_big_record)
 {
-	struct peer p = cli_open(fx, NULL);
 	size_t half = MAX_TLS_RECORD + 1, i;
 	unsigned char *buf = malloc(2 * half + 65536);
 
-	(void)c;
 	/* 100-byte reads: the generic path; then 64 KiB: the fast path */
-	if (read_exact(fx, p.s, buf, half, 100, "100-byte reads") == 0 &&
-	    read_exact(fx, p.s, buf + half, half, 65536, "64KiB reads") == 0) {
+	if (read_exact(fx, p->s, buf, half, 100, "100-byte reads") == 0 &&
+	    read_exact(fx, p->s, buf + half, half, 65536, "64KiB reads") == 0) {
 		for (i = 0; i < 2 * half; i++)
 			if (buf[i] != pattern(i)) {
 				fail(fx, "byte %zu: expected 0x%02x got 0x%02x",
@@ -1919,108 +1828,80 @@ static void c_big_record(struct fx *fx, const struct bcase *c)
 			}
 	}
 	free(buf);
-	peer_close(&p);
 }
 
 /* An empty application data record (TLS 1.3: only padding; GnuTLS sends
  * no record without content or padding), then data. */
-static void s_empty_record(struct fx *fx, const struct bcase *c)
+BODY(s_empty_record)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	ssize_t ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = gnutls_record_send2(p.s, "", 0, 16, 0);
+	ret = gnutls_record_send2(p->s, "", 0, 16, 0);
 	expect_rc(fx, "send2 padding-only record", ret, 0);
-	srv_send_str(fx, &p, "after");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	srv_send_str(fx, p, "after");
 }
 
-static void c_empty_record(struct fx *fx, const struct bcase *c)
+BODY(c_empty_record)
 {
-	struct peer p = cli_open(fx, NULL);
-
-	(void)c;
-	expect_str(fx, "recv#1", p.s, "hello");
-	expect_str(fx, "recv#2", p.s, "after");
-	peer_close(&p);
+	expect_str(fx, "recv#2", p->s, "after");
 }
 
-/* The observer sends an empty record: param 0 gnutls_record_send(s, "", 0)
- * (refused in userspace), 1 a TLS 1.3 padding-only record. */
-static void s_observer_empty(struct fx *fx, const struct bcase *c)
+/* The observer sends an empty record: gnutls_record_send(s, "", 0)
+ * (refused in userspace), or (c->in.pad) a TLS 1.3 padding-only record. */
+BODY(s_observer_empty)
 {
-	struct peer p = srv_open(fx, SRV_USER);
 	char buf[64];
 	ssize_t ret;
 
-	(void)c;
-	srv_send_str(fx, &p, "hello");
-	ret = rd(fx, p.s, buf, sizeof(buf));
+	ret = rd(fx, p->s, buf, sizeof(buf));
 	if (expect_rc(fx, "recv", ret, 5) == 0 && memcmp(buf, "after", 5))
 		fail(fx, "recv: expected 'after'");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
-static void c_observer_empty(struct fx *fx, const struct bcase *c)
+BODY(c_observer_empty)
 {
-	struct peer p = cli_open(fx, NULL);
 	ssize_t ret;
 
-	expect_str(fx, "recv#1", p.s, "hello");
-	if (c->param) {
-		ret = gnutls_record_send2(p.s, "", 0, 16, 0);
+	if (c->in.pad) {
+		ret = gnutls_record_send2(p->s, "", 0, c->in.pad, 0);
 		expect_rc(fx, "send2 padding-only record", ret, 0);
 	} else {
-		ret = gnutls_record_send(p.s, "", 0);
+		ret = gnutls_record_send(p->s, "", 0);
 		expect_rc(fx, "send empty record", ret,
 			  GNUTLS_E_INVALID_REQUEST);
 	}
-	ret = gnutls_record_send(p.s, "after", 5);
+	ret = gnutls_record_send(p->s, "after", 5);
 	expect_rc(fx, "send", ret, 5);
 	sync_send(fx, SYNC_GO);
-	peer_close(&p);
 }
 
-static void s_timeout(struct fx *fx, const struct bcase *c)
+BODY(s_timeout)
 {
-	struct peer p = srv_open(fx, 0);
-
-	(void)c;
 	if (sync_wait(fx, IO_TIMEOUT_MS * 2) == SYNC_GO)
-		srv_send_str(fx, &p, "late");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+		srv_send_str(fx, p, "late");
 }
 
-static void c_timeout(struct fx *fx, const struct bcase *c)
+BODY(c_timeout)
 {
-	struct peer p = cli_open(fx, NULL);
 	char buf[64];
 	ssize_t ret;
 
-	(void)c;
-	gnutls_record_set_timeout(p.s, 300);
-	ret = gnutls_record_recv(p.s, buf, sizeof(buf));
+	gnutls_record_set_timeout(p->s, 300);
+	ret = gnutls_record_recv(p->s, buf, sizeof(buf));
 	expect_rc(fx, "recv with 300 ms timeout", ret, GNUTLS_E_TIMEDOUT);
-	gnutls_record_set_timeout(p.s, IO_TIMEOUT_MS);
+	gnutls_record_set_timeout(p->s, IO_TIMEOUT_MS);
 	sync_send(fx, SYNC_GO);
-	expect_str(fx, "recv after the timeout", p.s, "late");
-	peer_close(&p);
+	expect_str(fx, "recv after the timeout", p->s, "late");
 }
 
 /* Three records, all sent before the client reads: does each
  * gnutls_record_recv_seq() return one record with its sequence number? */
-static void s_three_records(struct fx *fx, const struct bcase *c)
+BODY(s_three_records)
 {
-	struct peer p = srv_open(fx, 0);
-
-	(void)c;
-	srv_send_str(fx, &p, "a");
-	srv_send_str(fx, &p, "bb");
-	srv_send_str(fx, &p, "ccc");
+	srv_send_str(fx, p, "a");
+	srv_send_str(fx, p, "bb");
+	srv_send_str(fx, p, "ccc");
 	sync_send(fx, SYNC_GO);
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
 }
 
 static uint64_t seq_base(struct fx *fx)
@@ -2029,9 +1910,8 @@ static uint64_t seq_base(struct fx *fx)
 	return fx->o->vers == V12 ? 1 : 0;
 }
 
-static void c_recv_seq(struct fx *fx, const struct bcase *c)
+BODY(c_recv_seq)
 {
-	struct peer p = cli_open(fx, NULL);
 	static const char *const want[] = { "a", "bb", "ccc" };
 	unsigned char buf[65536], seq[8];
 	char step[32], g[96];
@@ -2039,13 +1919,12 @@ static void c_recv_seq(struct fx *fx, const struct bcase *c)
 	unsigned i, j;
 	uint64_t s;
 
-	(void)c;
 	sync_wait(fx, IO_TIMEOUT_MS);
 	usleep(200 * 1000);	/* let them all arrive */
 	for (i = 0; i < 3; i++) {
 		snprintf(step, sizeof(step), "recv_seq#%u", i + 1);
 		do {
-			ret = gnutls_record_recv_seq(p.s, buf, sizeof(buf), seq);
+			ret = gnutls_record_recv_seq(p->s, buf, sizeof(buf), seq);
 		} while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
 		if (ret != (ssize_t)strlen(want[i]) ||
 		    memcmp(buf, want[i], ret) != 0) {
@@ -2066,22 +1945,19 @@ static void c_recv_seq(struct fx *fx, const struct bcase *c)
 			break;
 		}
 	}
-	peer_close(&p);
 }
 
-static void c_read_state_seq(struct fx *fx, const struct bcase *c)
+BODY(c_read_state_seq)
 {
-	struct peer p = cli_open(fx, NULL);
 	unsigned char seq[8];
 	uint64_t s;
 	unsigned j;
 	int ret;
 
-	(void)c;
 	sync_wait(fx, IO_TIMEOUT_MS);
 	usleep(200 * 1000);
-	expect_str(fx, "recv", p.s, "abbccc");
-	ret = gnutls_record_get_state(p.s, 1, NULL, NULL, NULL, seq);
+	expect_str(fx, "recv", p->s, "abbccc");
+	ret = gnutls_record_get_state(p->s, 1, NULL, NULL, NULL, seq);
 	expect_rc(fx, "gnutls_record_get_state", ret, 0);
 	for (s = 0, j = 0; j < 8; j++)
 		s = s << 8 | seq[j];
@@ -2089,204 +1965,295 @@ static void c_read_state_seq(struct fx *fx, const struct bcase *c)
 		fail(fx, "read sequence number after 3 records: expected %llu "
 		     "got %llu", (unsigned long long)(seq_base(fx) + 3),
 		     (unsigned long long)s);
-	peer_close(&p);
 }
 
 /* Part of a record read, the rest must be pending. */
-static void s_pending(struct fx *fx, const struct bcase *c)
+BODY(s_pending)
 {
-	struct peer p = srv_open(fx, 0);
-
-	(void)c;
-	srv_send_str(fx, &p, "0123456789abcdefghij");
-	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	srv_send_str(fx, p, "0123456789abcdefghij");
 }
 
-static void c_pending(struct fx *fx, const struct bcase *c)
+BODY(c_pending)
 {
-	struct peer p = cli_open(fx, NULL);
 	char buf[8];
 	ssize_t ret;
 
-	(void)c;
-	ret = rd(fx, p.s, buf, 5);
+	ret = rd(fx, p->s, buf, 5);
 	if (expect_rc(fx, "recv 5", ret, 5) == 0 && memcmp(buf, "01234", 5))
 		fail(fx, "recv 5: wrong bytes");
 	expect_rc(fx, "gnutls_record_check_pending",
-		  (ssize_t)gnutls_record_check_pending(p.s), 15);
-	expect_str(fx, "recv rest", p.s, "56789abcdefghij");
+		  (ssize_t)gnutls_record_check_pending(p->s), 15);
+	expect_str(fx, "recv rest", p->s, "56789abcdefghij");
 	expect_rc(fx, "gnutls_record_check_pending at the end",
-		  (ssize_t)gnutls_record_check_pending(p.s), 0);
-	peer_close(&p);
+		  (ssize_t)gnutls_record_check_pending(p->s), 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* the table */
 
 static const struct bcase cases[] = {
-	{ "close-notify", VBOTH, s_close_notify, c_close_notify, 0, SAME, NULL,
-	  "data, close_notify: recv gives the data, then 0, 0" },
-	{ "eof-without-close-notify", VBOTH, s_eof_no_close_notify,
-	  c_eof_no_close_notify, 0, SAME, NULL,
-	  "data, TCP FIN without close_notify: PREMATURE_TERMINATION" },
-	{ "eof-without-close-notify-user-server", VBOTH, s_eof_no_close_notify,
-	  c_eof_no_close_notify, SRV_USER, SAME, NULL,
-	  "the same with a userspace server" },
-	{ "app-data-after-close-notify", VBOTH, s_after_close_notify,
-	  c_close_notify, 0, SAME, NULL,
-	  "close_notify then nothing: recv gives 0, and 0 again" },
-	{ "app-data-after-close-notify-ktls", VBOTH, s_after_close_notify,
-	  c_close_notify, 1, SAME, NULL,
-	  "close_notify then application data (server kernel TX): 0, 0" },
-	{ "bye-rdwr", VBOTH, s_bye_rdwr, c_bye_rdwr, 0, SAME, NULL,
-	  "the observer's gnutls_bye(SHUT_RDWR) returns 0" },
+	{ "close-notify", VBOTH, s_close_notify, c_close_notify,
+	  .what = "data, close_notify: recv gives the data, then 0, 0" },
+	{ "eof-without-close-notify", VBOTH, s_eof_no_close_notify, c_eof_no_close_notify,
+	  .fx = FX_WAIT,
+	  .what = "data, TCP FIN without close_notify: PREMATURE_TERMINATION" },
+	{ "eof-without-close-notify-user-server", VBOTH, s_eof_no_close_notify, c_eof_no_close_notify,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .what = "the same with a userspace server" },
+	{ "app-data-after-close-notify", VBOTH, s_after_close_notify, c_close_notify,
+	  .srv = SRV_USER,
+	  .what = "close_notify then nothing: recv gives 0, and 0 again" },
+	{ "app-data-after-close-notify-ktls", VBOTH, s_after_close_notify, c_close_notify,
+	  .what = "close_notify then application data (server kernel TX): 0, 0" },
+	{ "bye-rdwr", VBOTH, s_bye_rdwr, c_bye_rdwr,
+	  .what = "the observer's gnutls_bye(SHUT_RDWR) returns 0" },
 	{ "warning-alert", V12, s_alert, c_warning_alert,
-	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION), SAME, NULL,
-	  "warning no_renegotiation then data: WARNING_ALERT_RECEIVED, data" },
+	  .in.alert = { GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION },
+	  .what = "warning no_renegotiation then data: WARNING_ALERT_RECEIVED, data" },
 	{ "warning-alert-user-canceled", V12, s_alert, c_warning_alert,
-	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED), SAME, NULL,
-	  "warning user_canceled then data: WARNING_ALERT_RECEIVED, data" },
+	  .in.alert = { GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED },
+	  .what = "warning user_canceled then data: WARNING_ALERT_RECEIVED, data" },
 	{ "tls13-warning-alert", V13, s_alert, c_warning_alert,
-	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION), SAME, NULL,
-	  "TLS 1.3 warning alert: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	  .in.alert = { GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION },
+	  .what = "TLS 1.3 warning alert: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
 	{ "tls13-warning-alert-user-canceled", V13, s_alert, c_warning_alert,
-	  ALERT(GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED), SAME, NULL,
-	  "TLS 1.3 warning user_canceled: as userspace GnuTLS" },
+	  .in.alert = { GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED },
+	  .what = "TLS 1.3 warning user_canceled: as userspace GnuTLS" },
 	{ "fatal-alert", VBOTH, s_alert, c_fatal_alert,
-	  ALERT(GNUTLS_AL_FATAL, GNUTLS_A_INTERNAL_ERROR), SAME, NULL,
-	  "fatal internal_error: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
-	{ "observer-sends-alert", VBOTH, s_observer_alert, c_observer_alert, 0,
-	  SAME, NULL, "the observer sends data and a fatal access_denied" },
-	{ "bad-record-mac", VBOTH, s_raw, c_raw, RAW_BAD_MAC, SAME, NULL,
-	  "raw 23/3,3/64 + garbage: DECRYPTION_FAILED, INVALID_SESSION" },
-	{ "record-overflow", VBOTH, s_raw, c_raw, RAW_OVERFLOW, SAME, NULL,
-	  "raw record of 2^14+2049 bytes: RECORD_OVERFLOW, INVALID_SESSION" },
-	{ "truncated-then-eof", VBOTH, s_raw, c_raw, RAW_TRUNCATED, SAME, NULL,
-	  "raw header of 100, 10 bytes, FIN: UNEXPECTED_PACKET_LENGTH" },
+	  .in.alert = { GNUTLS_AL_FATAL, GNUTLS_A_INTERNAL_ERROR },
+	  .what = "fatal internal_error: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	{ "observer-sends-alert", VBOTH, s_observer_alert, c_observer_alert,
+	  .srv = SRV_USER,
+	  .what = "the observer sends data and a fatal access_denied" },
+	{ "bad-record-mac", VBOTH, s_raw, c_raw,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .in.raw = &raw_in[RAW_BAD_MAC],
+	  .what = "raw 23/3,3/64 + garbage: DECRYPTION_FAILED, INVALID_SESSION" },
+	{ "record-overflow", VBOTH, s_raw, c_raw,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .in.raw = &raw_in[RAW_OVERFLOW],
+	  .what = "raw record of 2^14+2049 bytes: RECORD_OVERFLOW, INVALID_SESSION" },
+	{ "truncated-then-eof", VBOTH, s_raw, c_raw,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .in.raw = &raw_in[RAW_TRUNCATED],
+	  .what = "raw header of 100, 10 bytes, FIN: UNEXPECTED_PACKET_LENGTH" },
 	/* known_diff (kernel): TLS 1.2: the kernel does not reject a record
 	 * shorter than the AEAD overhead; it waits for more bytes, and at
 	 * EOF reports a truncated record (UNEXPECTED_PACKET_LENGTH) where
 	 * userspace says DECRYPTION_FAILED.  An error, never data. */
-	{ "short-record", VBOTH, s_raw, c_raw, RAW_SHORT, KD_V12,
-	  "TLS 1.2 KTLS: the kernel waits for the rest of the short record; "
-	  "at EOF: UNEXPECTED_PACKET_LENGTH",
-	  "raw record of 5 bytes (< tag): DECRYPTION_FAILED" },
-	{ "bad-header-version", VBOTH, s_raw, c_raw, RAW_BAD_VERSION, SAME,
-	  NULL, "raw record with version 3,1: UNSUPPORTED_VERSION_PACKET" },
+	{ "short-record", VBOTH, s_raw, c_raw,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .in.raw = &raw_in[RAW_SHORT],
+	  .known_diff = KD_V12,
+	  .diff_note = "TLS 1.2 KTLS: the kernel waits for the rest of the short record; "
+		"at EOF: UNEXPECTED_PACKET_LENGTH",
+	  .what = "raw record of 5 bytes (< tag): DECRYPTION_FAILED" },
+	{ "bad-header-version", VBOTH, s_raw, c_raw,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .in.raw = &raw_in[RAW_BAD_VERSION],
+	  .what = "raw record with version 3,1: UNSUPPORTED_VERSION_PACKET" },
 	/* known_diff (documented): the kernel authenticates a record before
 	 * it looks at its type, so a forged record of an unknown type is a
 	 * DECRYPTION_FAILED rather than an UNEXPECTED_PACKET; both end the
 	 * session */
-	{ "raw-outer-type-99", VBOTH, s_raw, c_raw, RAW_OUTER_TYPE_99, KD_BOTH,
-	  "KTLS: DECRYPTION_FAILED, userspace: UNEXPECTED_PACKET", "raw record of type 99: UNEXPECTED_PACKET" },
-	{ "unexpected-type-20", VBOTH, s_typed, c_typed, 20, SAME, NULL,
-	  "encrypted change_cipher_spec {1}: UNEXPECTED_PACKET, data" },
-	{ "unexpected-type-24", VBOTH, s_typed, c_typed, 24, SAME, NULL,
-	  "encrypted heartbeat request: UNEXPECTED_PACKET, data" },
-	{ "unexpected-type-99", VBOTH, s_typed, c_typed, 99, SAME, NULL,
-	  "encrypted type 99: UNEXPECTED_PACKET, data (1.2: INVALID_SESSION)" },
-	{ "unexpected-type-255", VBOTH, s_typed, c_typed, 255, SAME, NULL,
-	  "encrypted type 255: UNEXPECTED_PACKET, data (1.2: INVALID_SESSION)" },
+	{ "raw-outer-type-99", VBOTH, s_raw, c_raw,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT,
+	  .in.raw = &raw_in[RAW_OUTER_TYPE_99],
+	  .known_diff = KD_BOTH,
+	  .diff_note = "KTLS: DECRYPTION_FAILED, userspace: UNEXPECTED_PACKET",
+	  .what = "raw record of type 99: UNEXPECTED_PACKET" },
+	{ "unexpected-type-20", VBOTH, s_typed, c_typed,
+	  .fx = FX_KTLS_TX,
+	  .in.type = 20,
+	  .what = "encrypted change_cipher_spec {1}: UNEXPECTED_PACKET, data" },
+	{ "unexpected-type-24", VBOTH, s_typed, c_typed,
+	  .fx = FX_KTLS_TX,
+	  .in.type = 24,
+	  .what = "encrypted heartbeat request: UNEXPECTED_PACKET, data" },
+	{ "unexpected-type-99", VBOTH, s_typed, c_typed,
+	  .fx = FX_KTLS_TX,
+	  .in.type = 99,
+	  .what = "encrypted type 99: UNEXPECTED_PACKET, data (1.2: INVALID_SESSION)" },
+	{ "unexpected-type-255", VBOTH, s_typed, c_typed,
+	  .fx = FX_KTLS_TX,
+	  .in.type = 255,
+	  .what = "encrypted type 255: UNEXPECTED_PACKET, data (1.2: INVALID_SESSION)" },
 	/* known_diff (kernel): TLS 1.2, type 0: the kernel's RX refuses a
 	 * record of type 0 as EBADMSG (DECRYPTION_FAILED); both end the
 	 * session */
-	{ "unexpected-type-0", VBOTH, s_typed, c_typed, 0, KD_V12,
-	  "TLS 1.2 KTLS: DECRYPTION_FAILED, userspace: UNEXPECTED_PACKET",
-	  "encrypted type 0: UNEXPECTED_PACKET, data (1.2: INVALID_SESSION)" },
+	{ "unexpected-type-0", VBOTH, s_typed, c_typed,
+	  .fx = FX_KTLS_TX,
+	  .in.type = 0,
+	  .known_diff = KD_V12,
+	  .diff_note = "TLS 1.2 KTLS: DECRYPTION_FAILED, userspace: UNEXPECTED_PACKET",
+	  .what = "encrypted type 0: UNEXPECTED_PACKET, data (1.2: INVALID_SESSION)" },
 	{ "handshake-after-handshake-1", VBOTH, s_hs_after_hs, c_hs_after_hs,
-	  1, SAME, NULL, "a ClientHello after the handshake: UNEXPECTED_PACKET, data" },
+	  .fx = FX_KTLS_TX,
+	  .in.type = 1,
+	  .what = "a ClientHello after the handshake: UNEXPECTED_PACKET, data" },
 	{ "handshake-after-handshake-2", VBOTH, s_hs_after_hs, c_hs_after_hs,
-	  2, SAME, NULL, "a ServerHello after the handshake: UNEXPECTED_PACKET, data" },
+	  .fx = FX_KTLS_TX,
+	  .in.type = 2,
+	  .what = "a ServerHello after the handshake: UNEXPECTED_PACKET, data" },
 	{ "handshake-after-handshake-20", VBOTH, s_hs_after_hs, c_hs_after_hs,
-	  20, SAME, NULL, "a Finished after the handshake: UNEXPECTED_PACKET, data" },
+	  .fx = FX_KTLS_TX,
+	  .in.type = 20,
+	  .what = "a Finished after the handshake: UNEXPECTED_PACKET, data" },
 	{ "key-update-bad-length", V13, s_ku_malformed, c_ku_malformed,
-	  KU_BAD_LENGTH, SAME, NULL, "KeyUpdate of 2 bytes: "
-	  "UNEXPECTED_PACKET_LENGTH (decode_error)" },
+	  .fx = FX_KTLS_TX,
+	  .in.ku = &ku_bad[KU_BAD_LENGTH],
+	  .what = "KeyUpdate of 2 bytes: "
+		"UNEXPECTED_PACKET_LENGTH (decode_error)" },
 	{ "key-update-bad-value", V13, s_ku_malformed, c_ku_malformed,
-	  KU_BAD_VALUE, SAME, NULL, "KeyUpdate request 5: "
-	  "RECEIVED_ILLEGAL_PARAMETER (illegal_parameter)" },
-	{ "key-update-trailing-message", V13, s_ku_malformed,
-	  c_ku_malformed, KU_TRAILING, SAME, NULL, "KeyUpdate + another "
-	  "message in one record: an error (3.7.9: the next record fails to "
-	  "decrypt), never data" },
+	  .fx = FX_KTLS_TX,
+	  .in.ku = &ku_bad[KU_BAD_VALUE],
+	  .what = "KeyUpdate request 5: "
+		"RECEIVED_ILLEGAL_PARAMETER (illegal_parameter)" },
+	{ "key-update-trailing-message", V13, s_ku_malformed, c_ku_malformed,
+	  .fx = FX_KTLS_TX,
+	  .in.ku = &ku_bad[KU_TRAILING],
+	  .what = "KeyUpdate + another "
+		"message in one record: an error (3.7.9: the next record fails to "
+		"decrypt), never data" },
 	{ "key-update-after-truncated", V13, s_ku_malformed, c_ku_malformed,
-	  KU_AFTER_OTHER, SAME, NULL, "a message whose length runs into "
-	  "the KeyUpdate: UNEXPECTED_PACKET_LENGTH" },
+	  .fx = FX_KTLS_TX,
+	  .in.ku = &ku_bad[KU_AFTER_OTHER],
+	  .what = "a message whose length runs into "
+		"the KeyUpdate: UNEXPECTED_PACKET_LENGTH" },
 	/* --- forged records (userspace server, its own keys): lengths,
 	 *     types and contents GnuTLS never sends; the observer answers a
 	 *     fatal error with gnutls_alert_send_appropriate() and the
 	 *     server must receive that alert --- */
-	{ "every-content-type", VBOTH, s_all_types, c_all_types, 0, SAME, NULL,
-	  "every content type 0..255 but 21-23 (1.3: and 0), 1 byte: "
-	  "UNEXPECTED_PACKET; 1.3 and 1.2 types 20/24: data goes on, else "
-	  "INVALID_SESSION (a new connection per type)" },
-	{ "every-post-handshake-hs-type", VBOTH, s_all_hs_types,
-	  c_all_hs_types, 0, SAME, NULL, "every illegal post-handshake "
-	  "handshake type 0..255: UNEXPECTED_PACKET, data goes on" },
+	{ "every-content-type", VBOTH, s_all_types, c_all_types,
+	  .fx = FX_MANUAL,
+	  .what = "every content type 0..255 but 21-23 (1.3: and 0), 1 byte: "
+		"UNEXPECTED_PACKET; 1.3 and 1.2 types 20/24: data goes on, else "
+		"INVALID_SESSION (a new connection per type)" },
+	{ "every-post-handshake-hs-type", VBOTH, s_all_hs_types, c_all_hs_types,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_QUIET,
+	  .what = "every illegal post-handshake "
+		"handshake type 0..255: UNEXPECTED_PACKET, data goes on" },
 	/* known_diff (kernel >= 6.14): see key-update-split */
-	{ "tls12-handshake-type-24", V12, s_hs_after_hs, c_hs_after_hs, 24,
-	  KD_V12 | KD_REKEY_KERNEL, "KTLS on kernels >= 6.14: the kernel "
-	  "takes it for a KeyUpdate and stops reading: PULL_ERROR",
-	  "TLS 1.2 handshake record of type 24 (KeyUpdate does not exist "
-	  "in 1.2): UNEXPECTED_PACKET, data" },
-	{ "zero-length-ccs", VBOTH, s_forged, c_forged, F_EMPTY_CCS, SAME,
-	  NULL, "empty change_cipher_spec record: UNEXPECTED_PACKET, data" },
-	{ "zero-length-alert", VBOTH, s_forged, c_forged, F_EMPTY_ALERT, SAME,
-	  NULL, "empty alert record: UNEXPECTED_PACKET_LENGTH, "
-	  "INVALID_SESSION; decode_error sent" },
+	{ "tls12-handshake-type-24", V12, s_hs_after_hs, c_hs_after_hs,
+	  .fx = FX_KTLS_TX,
+	  .in.type = 24,
+	  .known_diff = KD_V12 | KD_REKEY_KERNEL,
+	  .diff_note = "KTLS on kernels >= 6.14: the kernel "
+		"takes it for a KeyUpdate and stops reading: PULL_ERROR",
+	  .what = "TLS 1.2 handshake record of type 24 (KeyUpdate does not exist "
+		"in 1.2): UNEXPECTED_PACKET, data" },
+	{ "zero-length-ccs", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_EMPTY_CCS],
+	  .what = "empty change_cipher_spec record: UNEXPECTED_PACKET, data" },
+	{ "zero-length-alert", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_EMPTY_ALERT],
+	  .what = "empty alert record: UNEXPECTED_PACKET_LENGTH, "
+		"INVALID_SESSION; decode_error sent" },
 	/* TLS 1.3 forbids empty handshake fragments (RFC 8446 5.1):
 	 * UNEXPECTED_PACKET, after which the session is over.  (The KTLS data
 	 * fast path used to skip the record and deliver the next data.) */
-	{ "zero-length-handshake", VBOTH, s_forged, c_forged, F_EMPTY_HS,
-	  SAME, NULL,
-	  "empty handshake record: 1.2 skipped; 1.3 UNEXPECTED_PACKET and "
-	  "the next data lost (userspace)" },
-	{ "zero-length-appdata", VBOTH, s_forged, c_forged, F_EMPTY_APPDATA,
-	  SAME, NULL, "empty application data record: skipped, data, EOF" },
+	{ "zero-length-handshake", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_EMPTY_HS],
+	  .what = "empty handshake record: 1.2 skipped; 1.3 UNEXPECTED_PACKET and "
+		"the next data lost (userspace)" },
+	{ "zero-length-appdata", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_EMPTY_APPDATA],
+	  .what = "empty application data record: skipped, data, EOF" },
 	{ "zero-length-heartbeat", VBOTH, s_forged, c_forged,
-	  F_EMPTY_HEARTBEAT, SAME, NULL,
-	  "empty heartbeat record: UNEXPECTED_PACKET, data" },
-	{ "zero-length-type-99", VBOTH, s_forged, c_forged, F_EMPTY_99, SAME,
-	  NULL, "empty record of type 99: UNEXPECTED_PACKET, then data "
-	  "(1.2: INVALID_SESSION)" },
-	{ "alert-truncated", VBOTH, s_forged, c_forged, F_ALERT_SHORT, SAME,
-	  NULL, "alert of 1 byte: UNEXPECTED_PACKET_LENGTH; decode_error sent" },
-	{ "alert-oversized", VBOTH, s_forged, c_forged, F_ALERT_LONG, SAME,
-	  NULL, "alert of 3 bytes: UNEXPECTED_PACKET_LENGTH; decode_error sent" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_EMPTY_HEARTBEAT],
+	  .what = "empty heartbeat record: UNEXPECTED_PACKET, data" },
+	{ "zero-length-type-99", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_EMPTY_99],
+	  .what = "empty record of type 99: UNEXPECTED_PACKET, then data "
+		"(1.2: INVALID_SESSION)" },
+	{ "alert-truncated", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_ALERT_SHORT],
+	  .what = "alert of 1 byte: UNEXPECTED_PACKET_LENGTH; decode_error sent" },
+	{ "alert-oversized", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_ALERT_LONG],
+	  .what = "alert of 3 bytes: UNEXPECTED_PACKET_LENGTH; decode_error sent" },
 	{ "alert-two-in-one-record", VBOTH, s_forged, c_forged,
-	  F_ALERT_TWO_IN_ONE, SAME, NULL, "two alerts in one record: "
-	  "UNEXPECTED_PACKET_LENGTH; decode_error sent" },
-	{ "alert-repeated", VBOTH, s_forged, c_forged, F_ALERT_REPEATED, SAME,
-	  NULL, "two warning user_canceled records: WARNING_ALERT_RECEIVED "
-	  "twice" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_ALERT_TWO_IN_ONE],
+	  .what = "two alerts in one record: "
+		"UNEXPECTED_PACKET_LENGTH; decode_error sent" },
+	{ "alert-repeated", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_ALERT_REPEATED],
+	  .what = "two warning user_canceled records: WARNING_ALERT_RECEIVED "
+		"twice" },
 	{ "alert-unknown-description", VBOTH, s_forged, c_forged,
-	  F_ALERT_UNKNOWN_DESC, SAME, NULL,
-	  "fatal alert 254: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_ALERT_UNKNOWN_DESC],
+	  .what = "fatal alert 254: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
 	{ "alert-unknown-level", VBOTH, s_forged, c_forged,
-	  F_ALERT_UNKNOWN_LEVEL, SAME, NULL,
-	  "alert level 7: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_ALERT_UNKNOWN_LEVEL],
+	  .what = "alert level 7: FATAL_ALERT_RECEIVED, INVALID_SESSION" },
 	/* known_diff (kernel): after a record fails authentication the
 	 * kernel aborts the socket (EBADMSG on every later call), so the
 	 * bad_record_mac alert RFC 8446 6.2 asks for cannot be sent:
 	 * gnutls_alert_send_appropriate() fails (with DECRYPTION_FAILED, the
 	 * send's EBADMSG mapped as for a receive) and the peer sees the
 	 * connection fail (PULL_ERROR) instead of the alert */
-	{ "tag-flipped", VBOTH, s_forged, c_forged, F_TAG_FLIPPED, KD_BOTH,
-	  "KTLS: no bad_record_mac alert can be sent after EBADMSG (the "
-	  "kernel aborts the socket); the peer gets PULL_ERROR",
-	  "a valid record with one tag bit flipped: DECRYPTION_FAILED; "
-	  "bad_record_mac sent" },
+	{ "tag-flipped", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_TAG_FLIPPED],
+	  .known_diff = KD_BOTH,
+	  .diff_note = "KTLS: no bad_record_mac alert can be sent after EBADMSG (the "
+		"kernel aborts the socket); the peer gets PULL_ERROR",
+	  .what = "a valid record with one tag bit flipped: DECRYPTION_FAILED; "
+		"bad_record_mac sent" },
 	{ "eof-mid-valid-record", VBOTH, s_forged, c_forged,
-	  F_CUT_VALID_RECORD, SAME, NULL,
-	  "half of a valid record, FIN: UNEXPECTED_PACKET_LENGTH" },
-	{ "nst-split", VBOTH, s_forged, c_forged, F_NST_SPLIT, SAME, NULL,
-	  "NewSessionTicket in 2 records: 1.3 taken, data; 1.2 "
-	  "UNEXPECTED_PACKET" },
-	{ "nst-coalesced", VBOTH, s_forged, c_forged, F_NST_COALESCED, SAME,
-	  NULL, "two NewSessionTickets in 1 record: 1.3 taken, data" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_CUT_VALID_RECORD],
+	  .what = "half of a valid record, FIN: UNEXPECTED_PACKET_LENGTH" },
+	{ "nst-split", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_NST_SPLIT],
+	  .what = "NewSessionTicket in 2 records: 1.3 taken, data; 1.2 "
+		"UNEXPECTED_PACKET" },
+	{ "nst-coalesced", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_NST_COALESCED],
+	  .what = "two NewSessionTickets in 1 record: 1.3 taken, data" },
 	{ "nst-split-after-header", VBOTH, s_forged, c_forged,
-	  F_NST_SPLIT_HEADER, SAME, NULL,
-	  "NewSessionTicket: header, then body in the next record" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_NST_SPLIT_HEADER],
+	  .what = "NewSessionTicket: header, then body in the next record" },
 	/* known_diff (kernel >= 6.14): the kernel takes any handshake
 	 * record that starts with byte 24 for a whole KeyUpdate and stops
 	 * reading (EKEYEXPIRED) until it gets new keys -- also under TLS
@@ -2295,97 +2262,151 @@ static const struct bcase cases[] = {
 	 * with PULL_ERROR (EKEYEXPIRED), where userspace gives
 	 * DECRYPTION_FAILED (1.3: the next record is under the old keys) or
 	 * UNEXPECTED_PACKET and data (1.2) */
-	{ "key-update-split", VBOTH, s_forged, c_forged, F_KU_SPLIT,
-	  KD_BOTH | KD_REKEY_KERNEL, "KTLS on kernels >= 6.14: PULL_ERROR "
-	  "(the kernel waits for new keys after the first part)", "KeyUpdate in 2 records: taken (next record under the old "
-	  "keys: DECRYPTION_FAILED; KTLS on kernel < 6.14: "
-	  "UNIMPLEMENTED_FEATURE)" },
+	{ "key-update-split", VBOTH, s_forged, c_forged,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_KU_SPLIT],
+	  .known_diff = KD_BOTH | KD_REKEY_KERNEL,
+	  .diff_note = "KTLS on kernels >= 6.14: PULL_ERROR "
+		"(the kernel waits for new keys after the first part)",
+	  .what = "KeyUpdate in 2 records: taken (next record under the old "
+		"keys: DECRYPTION_FAILED; KTLS on kernel < 6.14: "
+		"UNIMPLEMENTED_FEATURE)" },
 	{ "nst-and-key-update-coalesced", VBOTH, s_forged, c_forged,
-	  F_NST_THEN_KU, SAME, NULL, "NewSessionTicket + KeyUpdate in one "
-	  "record: both taken, as key-update-split" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_NST_THEN_KU],
+	  .what = "NewSessionTicket + KeyUpdate in one "
+		"record: both taken, as key-update-split" },
 	/* the data fast path and recv_file's splice stand aside while a
 	 * handshake message is incomplete (fixed: they delivered 'mid') */
 	{ "handshake-interleaved-with-data", VBOTH, s_forged, c_forged,
-	  F_HS_SPLIT_THEN_DATA, SAME, NULL,
-	  "half a NewSessionTicket, a data record, the rest: "
-	  "UNEXPECTED_PACKET (1.2: UE, 'mid', UE)" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_HS_SPLIT_THEN_DATA],
+	  .what = "half a NewSessionTicket, a data record, the rest: "
+		"UNEXPECTED_PACKET (1.2: UE, 'mid', UE)" },
 	/* known_diff (kernel): as tag-flipped (the kernel reports EBADMSG) */
 	{ "tls13-inner-plaintext-all-zero", V13, s_forged, c_forged,
-	  F_INNER_ALL_ZERO, KD_V13, "KTLS: no alert after EBADMSG, as "
-	  "tag-flipped", "TLS 1.3 record of zeros only (no content "
-	  "type): DECRYPTION_FAILED (GnuTLS); bad_record_mac sent" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_INNER_ALL_ZERO],
+	  .known_diff = KD_V13,
+	  .diff_note = "KTLS: no alert after EBADMSG, as "
+		"tag-flipped",
+	  .what = "TLS 1.3 record of zeros only (no content "
+		"type): DECRYPTION_FAILED (GnuTLS); bad_record_mac sent" },
 	/* as zero-length-handshake */
 	{ "tls13-padding-only-handshake", V13, s_forged, c_forged,
-	  F_PADDING_ONLY_HS, SAME, NULL,
-	  "TLS 1.3 handshake record of padding only: as zero-length-"
-	  "handshake" },
-	{ "appdata-max-size", VBOTH, s_forged_big, c_forged_big, 16384, SAME,
-	  NULL, "one record of 2^14 bytes of data: received whole" },
-	{ "appdata-max-plus-1", VBOTH, s_forged_big, c_forged_big, 16385,
-	  SAME, NULL, "one record of 2^14 + 1 bytes of data: RECORD_OVERFLOW; "
-	  "record_overflow sent" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.forged = &forged[F_PADDING_ONLY_HS],
+	  .what = "TLS 1.3 handshake record of padding only: as zero-length-"
+		"handshake" },
+	{ "appdata-max-size", VBOTH, s_forged_big, c_forged_big,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.big = { 16384, 0 },
+	  .what = "one record of 2^14 bytes of data: received whole" },
+	{ "appdata-max-plus-1", VBOTH, s_forged_big, c_forged_big,
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.big = { 16385, 0 },
+	  .what = "one record of 2^14 + 1 bytes of data: RECORD_OVERFLOW; "
+		"record_overflow sent" },
 	{ "tls13-appdata-max-with-padding", V13, s_forged_big, c_forged_big,
-	  16000 | (384 << 16), SAME, NULL,
-	  "16000 bytes + 384 padding (= 2^14): received whole" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.big = { 16000, 384 },
+	  .what = "16000 bytes + 384 padding (= 2^14): received whole" },
 	{ "tls13-appdata-padding-overflow", V13, s_forged_big, c_forged_big,
-	  16000 | (385 << 16), SAME, NULL, "16000 bytes + 385 padding: "
-	  "RECORD_OVERFLOW; record_overflow sent" },
-	{ "renegotiation", V12, s_renegotiation, c_renegotiation, 0, SAME, NULL,
-	  "HelloRequest: REHANDSHAKE; handshake: 0 (user) / "
-	  "UNIMPLEMENTED_FEATURE + warning no_renegotiation (ktls)" },
-	{ "ticket-resumption", VBOTH, s_tickets, c_tickets, 0, SAME, NULL,
-	  "ticket from connection 1 resumes connection 2" },
-	{ "key-update-from-peer", V13, s_key_update, c_key_update, 0, SAME,
-	  NULL, "server KeyUpdate between data: data intact, or (KTLS, "
-	  "kernel < 6.14) UNIMPLEMENTED_FEATURE, INVALID_SESSION" },
+	  .srv = SRV_USER,
+	  .fx = FX_WAIT | FX_ALONE,
+	  .in.big = { 16000, 385 },
+	  .what = "16000 bytes + 385 padding: "
+		"RECORD_OVERFLOW; record_overflow sent" },
+	/* a userspace server, else the server itself would refuse */
+	{ "renegotiation", V12, s_renegotiation, c_renegotiation,
+	  .srv = SRV_USER,
+	  .what = "HelloRequest: REHANDSHAKE; handshake: 0 (user) / "
+		"UNIMPLEMENTED_FEATURE + warning no_renegotiation (ktls)" },
+	{ "ticket-resumption", VBOTH, s_tickets, c_tickets,
+	  .fx = FX_MANUAL,
+	  .what = "ticket from connection 1 resumes connection 2" },
+	{ "key-update-from-peer", V13, s_key_update, c_key_update,
+	  .srv = SRV_USER,
+	  .greeting = "before",
+	  .what = "server KeyUpdate between data: data intact, or (KTLS, "
+		"kernel < 6.14) UNIMPLEMENTED_FEATURE, INVALID_SESSION" },
 	{ "key-update-from-peer-request", V13, s_key_update, c_key_update,
-	  GNUTLS_KU_PEER, SAME, NULL,
-	  "the same with update_requested: the observer updates too" },
-	{ "key-update-then-poll", V13, s_key_update, c_key_update_poll, 0,
-	  SAME, NULL, "KeyUpdate, then 'after': poll() wakes the reader "
-	  "(or, KTLS on kernel < 6.14: UNIMPLEMENTED_FEATURE)" },
-	{ "key-update-flood", V13, s_key_update_flood, c_key_update_flood, 0,
-	  SAME, NULL, "9 KeyUpdates within a second: the 9th is refused "
-	  "with TOO_MANY_HANDSHAKE_PACKETS (kernel < 6.14 under KTLS: the "
-	  "first, UNIMPLEMENTED_FEATURE)" },
-	{ "aead-usage-limit", V13, s_usage_limit, c_usage_limit, 0, SAME,
-	  NULL, "near 2^24 records: automatic key update, data intact (KTLS "
-	  "on kernel < 6.14: RECORD_LIMIT_REACHED at 2^24.5, nothing lost "
-	  "before it)" },
-	{ "observer-key-update", V13, s_observer_key_update,
-	  c_observer_key_update, 0, SAME, NULL,
-	  "the observer's own KeyUpdate; returns 0, or (KTLS, kernel "
-	  "< 6.14) UNIMPLEMENTED_FEATURE; the next send arrives intact" },
-	{ "big-record-boundaries", VBOTH, s_big_record, c_big_record, 0, SAME,
-	  NULL, "16384 + 1 byte records read in 100 byte and 64 KiB calls" },
-	{ "empty-record", V13, s_empty_record, c_empty_record, 0, SAME, NULL,
-	  "a padding-only data record between data is skipped" },
-	{ "observer-sends-empty-record", VBOTH, s_observer_empty,
-	  c_observer_empty, 0, SAME, NULL,
-	  "the observer's gnutls_record_send(\"\", 0): INVALID_REQUEST" },
+	  .srv = SRV_USER,
+	  .greeting = "before",
+	  .in.ku_flags = GNUTLS_KU_PEER,
+	  .what = "the same with update_requested: the observer updates too" },
+	{ "key-update-then-poll", V13, s_key_update, c_key_update_poll,
+	  .srv = SRV_USER,
+	  .greeting = "before",
+	  .what = "KeyUpdate, then 'after': poll() wakes the reader "
+		"(or, KTLS on kernel < 6.14: UNIMPLEMENTED_FEATURE)" },
+	{ "key-update-flood", V13, s_key_update_flood, c_key_update_flood,
+	  .srv = SRV_USER,
+	  .fx = FX_QUIET,
+	  .what = "9 KeyUpdates within a second: the 9th is refused "
+		"with TOO_MANY_HANDSHAKE_PACKETS (kernel < 6.14 under KTLS: the "
+		"first, UNIMPLEMENTED_FEATURE)" },
+	{ "aead-usage-limit", V13, s_usage_limit, c_usage_limit,
+	  .srv = SRV_USER,
+	  .fx = FX_QUIET | FX_NO_LINGER,
+	  .what = "near 2^24 records: automatic key update, data intact (KTLS "
+		"on kernel < 6.14: RECORD_LIMIT_REACHED at 2^24.5, nothing lost "
+		"before it)" },
+	{ "observer-key-update", V13, s_observer_key_update, c_observer_key_update,
+	  .srv = SRV_USER,
+	  .what = "the observer's own KeyUpdate; returns 0, or (KTLS, kernel "
+		"< 6.14) UNIMPLEMENTED_FEATURE; the next send arrives intact" },
+	{ "big-record-boundaries", VBOTH, s_big_record, c_big_record,
+	  .fx = FX_QUIET,
+	  .what = "16384 + 1 byte records read in 100 byte and 64 KiB calls" },
+	{ "empty-record", V13, s_empty_record, c_empty_record,
+	  .srv = SRV_USER,
+	  .what = "a padding-only data record between data is skipped" },
+	{ "observer-sends-empty-record", VBOTH, s_observer_empty, c_observer_empty,
+	  .srv = SRV_USER,
+	  .what = "the observer's gnutls_record_send(\"\", 0): INVALID_REQUEST" },
 	/* known_diff (documented): the kernel does not pad records, and a
 	 * record with nothing but padding cannot be asked of it */
-	{ "observer-sends-padding-only", V13, s_observer_empty,
-	  c_observer_empty, 1, KD_V13, "KTLS: INVALID_REQUEST "
-	  "(no padding under kernel TLS)",
-	  "the observer's gnutls_record_send2(\"\", 0, pad 16): 0" },
-	{ "recv-timeout", VBOTH, s_timeout, c_timeout, 0, SAME, NULL,
-	  "nothing sent: TIMEDOUT, then data" },
+	{ "observer-sends-padding-only", V13, s_observer_empty, c_observer_empty,
+	  .srv = SRV_USER,
+	  .in.pad = 16,
+	  .known_diff = KD_V13,
+	  .diff_note = "KTLS: INVALID_REQUEST "
+		"(no padding under kernel TLS)",
+	  .what = "the observer's gnutls_record_send2(\"\", 0, pad 16): 0" },
+	{ "recv-timeout", VBOTH, s_timeout, c_timeout,
+	  .fx = FX_QUIET,
+	  .what = "nothing sent: TIMEDOUT, then data" },
 	/* known_diff (documented): gnutls_record_recv_file() splices part
 	 * of a record and leaves the rest in the kernel (poll() reports it
 	 * readable), not in GnuTLS's buffer */
-	{ "check-pending", VBOTH, s_pending, c_pending, 0, KD_BOTH | KD_RECV_FILE,
-	  "recv_file: 0 pending (the rest is in the kernel)",
-	  "5 of 20 bytes read: 15 pending" },
+	{ "check-pending", VBOTH, s_pending, c_pending,
+	  .fx = FX_QUIET,
+	  .known_diff = KD_BOTH | KD_RECV_FILE,
+	  .diff_note = "recv_file: 0 pending (the rest is in the kernel)",
+	  .what = "5 of 20 bytes read: 15 pending" },
 	/* known_diff (documented): the kernel hands over queued data records
 	 * merged in one recvmsg, so recv_seq returns them as one record */
-	{ "recv-seq", VBOTH, s_three_records, c_recv_seq, 0, KD_BOTH,
-	  "KTLS: one call returns 'abbccc' (records merged)",
-	  "3 queued records: recv_seq gives each with its number" },
+	{ "recv-seq", VBOTH, s_three_records, c_recv_seq,
+	  .fx = FX_QUIET,
+	  .known_diff = KD_BOTH,
+	  .diff_note = "KTLS: one call returns 'abbccc' (records merged)",
+	  .what = "3 queued records: recv_seq gives each with its number" },
 	/* known_diff (documented): the kernel counts the records it reads;
 	 * gnutls_record_get_state() does not see them */
-	{ "read-state-seq", VBOTH, s_three_records, c_read_state_seq, 0,
-	  KD_BOTH, "KTLS: sequence number not advanced per record", "3 records read: gnutls_record_get_state sequence advanced by 3" },
+	{ "read-state-seq", VBOTH, s_three_records, c_read_state_seq,
+	  .fx = FX_QUIET,
+	  .known_diff = KD_BOTH,
+	  .diff_note = "KTLS: sequence number not advanced per record",
+	  .what = "3 records read: gnutls_record_get_state sequence advanced by 3" },
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -2401,6 +2422,50 @@ static int make_creds(struct fx *fx)
 	    gnutls_session_ticket_key_generate(&fx->ticket_key) < 0)
 		return -1;
 	return 0;
+}
+
+/* The server's side of a case: the fixture's connection (FX_*), the
+ * server's half, then the connection stays open until the client is
+ * done, so that no RST overtakes what is in flight. */
+static void serve(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = { NULL, -1 };
+
+	if (!(c->fx & FX_MANUAL)) {
+		p = srv_open(fx, c->srv);
+		if (c->fx & FX_KTLS_TX)
+			srv_require_ktls_tx(fx, &p);
+		if (c->fx & FX_WAIT)
+			sync_wait(fx, IO_TIMEOUT_MS);
+		if (!(c->fx & FX_QUIET))
+			srv_send_str(fx, &p, c->greeting ? c->greeting :
+				     "hello");
+		if (c->fx & FX_ALONE)
+			sync_wait(fx, IO_TIMEOUT_MS);
+	}
+	c->server(fx, &p, c);
+	if (!(c->fx & (FX_MANUAL | FX_NO_LINGER)))
+		sync_wait(fx, IO_TIMEOUT_MS * 2);
+}
+
+/* The client's side: the same steps seen from the observer. */
+static void observe(struct fx *fx, const struct bcase *c)
+{
+	struct peer p = { NULL, -1 };
+
+	if (!(c->fx & FX_MANUAL)) {
+		p = cli_open(fx, NULL);
+		if (c->fx & FX_WAIT)
+			sync_send(fx, SYNC_GO);
+		if (!(c->fx & FX_QUIET))
+			expect_str(fx, "recv#1", p.s, c->greeting ?
+				   c->greeting : "hello");
+		if (c->fx & FX_ALONE)
+			sync_send(fx, SYNC_GO);
+	}
+	c->client(fx, &p, c);
+	if (!(c->fx & FX_MANUAL))
+		peer_close(&p);
 }
 
 /* 0 pass, 1 fail, 2 known difference (xfail), 3 skip */
@@ -2447,7 +2512,7 @@ static int run_case(const struct opts *o, const struct bcase *c)
 		close(c2s[1]);
 		close(s2c[0]);
 		alarm(CASE_TIMEOUT_S);
-		c->server(&fx, c);
+		serve(&fx, c);
 		/* keep the connections open until the client is done, so
 		 * that no RST overtakes what is in flight */
 		sync_wait(&fx, CASE_TIMEOUT_S * 1000);
@@ -2459,7 +2524,7 @@ static int run_case(const struct opts *o, const struct bcase *c)
 	close(s2c[1]);
 	close(fx.lfd);
 
-	c->client(&fx, c);
+	observe(&fx, c);
 	sync_send(&fx, SYNC_DONE);
 
 	deadline = time(NULL) + 20;

@@ -259,6 +259,33 @@ int kt_connect(const struct sockaddr_in *addr, double retry_s)
 	}
 }
 
+static int io_all(int fd, void *buf, size_t len, int out)
+{
+	char *p = buf;
+	ssize_t ret;
+
+	while (len > 0) {
+		ret = out ? write(fd, p, len) : read(fd, p, len);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			return -1;
+		p += ret;
+		len -= ret;
+	}
+	return 0;
+}
+
+int kt_write_all(int fd, const void *buf, size_t len)
+{
+	return io_all(fd, (void *)buf, len, 1);
+}
+
+int kt_read_all(int fd, void *buf, size_t len)
+{
+	return io_all(fd, buf, len, 0);
+}
+
 /* ---- transport ---- */
 
 static int sock_of(gnutls_transport_ptr_t p)

@@ -105,6 +105,11 @@ int kt_loopback_listen(struct sockaddr_in *addr, unsigned port,
  * seconds (the peer may not listen yet).  The fd, or -1 with errno. */
 int kt_connect(const struct sockaddr_in *addr, double retry_s);
 
+/* All of len bytes to / from fd (EINTR retried); 0, or -1 on an error
+ * or (read) EOF first. */
+int kt_write_all(int fd, const void *buf, size_t len);
+int kt_read_all(int fd, void *buf, size_t len);
+
 /* ---- transport ---- */
 
 /* fd through GnuTLS's push/pull/pull_timeout callbacks (send, recv,

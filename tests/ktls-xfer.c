@@ -1575,40 +1575,6 @@ static int prepare_socket(int fd, const struct opts *o)
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t ret;
-
-	while (len > 0) {
-		ret = write(fd, p, len);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			return -1;
-		p += ret;
-		len -= ret;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	ssize_t ret;
-
-	while (len > 0) {
-		ret = read(fd, p, len);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret <= 0)
-			return -1;
-		p += ret;
-		len -= ret;
-	}
-	return 0;
-}
-
 static int check_alone(enum role role, const struct opts *o,
 		       const struct side_result *r, unsigned conn);
 
@@ -1637,7 +1603,7 @@ static int server_main(int lfd, int report_fd,
 		if (report_fd < 0) {
 			if (check_alone(SERVER, o, &s[cn.index], cn.index) < 0)
 				ret = -1;
-		} else if (write_all(report_fd, &s[cn.index],
+		} else if (kt_write_all(report_fd, &s[cn.index],
 				     sizeof(s[cn.index])) < 0) {
 			ret = kt_fail("server: writing results: %s",
 				   strerror(errno));
@@ -1704,7 +1670,7 @@ static int client_main(pid_t child, const struct sockaddr_in *addr,
 
 	ret = client_conns(addr, cred, o, c, &done);
 	for (i = 0; i < done; i++)
-		if (read_all(report_fd, &s[i], sizeof(s[i])) < 0) {
+		if (kt_read_all(report_fd, &s[i], sizeof(s[i])) < 0) {
 			memset(&s[i], 0, sizeof(s[i]));
 			ret = kt_fail("server: no results (server process "
 				   "failed)");
