@@ -27,7 +27,7 @@
  *
  *	call[:selector]=ERRNO[@N|@N+]
  *
- *   call      setsockopt getsockopt sendmsg recvmsg sendfile splice
+ *   call      setsockopt getsockopt sendmsg recvmsg sendfile splice fcntl
  *   selector  setsockopt/getsockopt:
  *               ulp     level SOL_TCP, option TCP_ULP
  *               tls_tx  level SOL_TLS, option TLS_TX
@@ -36,8 +36,14 @@
  *             sendmsg/recvmsg/sendfile/splice (sendfile: the output fd,
  *             splice: either fd):
  *               tls     only sockets that carry the "tls" ULP
+ *               tlspeek recvmsg only: "tls" and MSG_PEEK in the flags
  *               any     every call (the default)
- *   ERRNO     a name (ENOENT, EINVAL, ...) or a number
+ *             fcntl:
+ *               setpipe_sz  only F_SETPIPE_SZ
+ *   ERRNO     a name (ENOENT, EINVAL, ...) or a number; for recvmsg also
+ *             NOCMSG (the real call happens, then msg_controllen = 0: the
+ *             control message is stripped) or CTRUNC (the same, and
+ *             MSG_CTRUNC in msg_flags)
  *   @N        fail only the Nth matching call (counted from 1, per rule,
  *             per process: a forked child inherits the counts at fork);
  *             @N+ the Nth and every later one; no @: every matching call
@@ -46,6 +52,8 @@
  *   KTLS_FAULT=setsockopt:ulp=ENOENT       no tls module
  *   KTLS_FAULT=setsockopt:tls_tx=EINVAL    the kernel refuses TX keys
  *   KTLS_FAULT=sendmsg:tls=EPIPE@3,recvmsg=EIO@2
+ *   KTLS_FAULT=fcntl:setpipe_sz=EPERM      pipes cannot grow
+ *   KTLS_FAULT=recvmsg:tls=NOCMSG@2        the record type is lost
  *
  * A failing call does nothing and returns -1 with errno set.  Calls that
  * match no rule go to the real function.  KTLS_FAULT_LOG=1 writes one
@@ -62,6 +70,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -79,13 +88,18 @@
 #define KF_TLS_RX 2
 
 enum kf_call { KF_SETSOCKOPT, KF_GETSOCKOPT, KF_SENDMSG, KF_RECVMSG,
-	       KF_SENDFILE, KF_SPLICE, KF_NCALLS };
+	       KF_SENDFILE, KF_SPLICE, KF_FCNTL, KF_NCALLS };
 
 static const char *const kf_call_names[KF_NCALLS] = {
-	"setsockopt", "getsockopt", "sendmsg", "recvmsg", "sendfile", "splice"
+	"setsockopt", "getsockopt", "sendmsg", "recvmsg", "sendfile", "splice",
+	"fcntl"
 };
 
-enum kf_sel { KF_SEL_ANY, KF_SEL_OPT, KF_SEL_TLS };
+enum kf_sel { KF_SEL_ANY, KF_SEL_OPT, KF_SEL_TLS, KF_SEL_TLS_PEEK };
+
+/* recvmsg "errnos" that let the call happen and then damage its result */
+#define KF_NOCMSG (-1)
+#define KF_CTRUNC (-2)
 
 struct kf_rule {
 	enum kf_call call;
@@ -110,6 +124,8 @@ static ssize_t (*real_sendfile)(int, int, off_t *, size_t);
 static ssize_t (*real_sendfile64)(int, int, off_t *, size_t);
 static ssize_t (*real_splice)(int, loff_t *, int, loff_t *, size_t,
 			      unsigned int);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
 
 static const struct { const char *name; int err; } kf_errnos[] = {
 #define E(x) { #x, x }
@@ -158,6 +174,10 @@ static void kf_resolve(void)
 	if (real_sendfile64 == NULL)
 		real_sendfile64 = real_sendfile;
 	real_splice = kf_sym("splice");
+	real_fcntl = kf_sym("fcntl");
+	real_fcntl64 = dlsym(RTLD_NEXT, "fcntl64");
+	if (real_fcntl64 == NULL)
+		real_fcntl64 = real_fcntl;
 }
 
 static int kf_parse_errno(const char *s, const char *rule)
@@ -166,6 +186,10 @@ static int kf_parse_errno(const char *s, const char *rule)
 	long v;
 	size_t i;
 
+	if (strcmp(s, "NOCMSG") == 0)
+		return KF_NOCMSG;
+	if (strcmp(s, "CTRUNC") == 0)
+		return KF_CTRUNC;
 	for (i = 0; i < sizeof(kf_errnos) / sizeof(kf_errnos[0]); i++)
 		if (strcmp(s, kf_errnos[i].name) == 0)
 			return kf_errnos[i].err;
@@ -219,6 +243,8 @@ static void kf_parse_rule(char *rule, const char *orig)
 	if (i == KF_NCALLS)
 		kf_die("unknown call", orig);
 	r->call = i;
+	if (r->err < 0 && r->call != KF_RECVMSG)
+		kf_die("NOCMSG/CTRUNC are for recvmsg", orig);
 
 	r->sel = KF_SEL_ANY;
 	if (sel == NULL || strcmp(sel, "any") == 0 || *sel == '\0')
@@ -245,8 +271,15 @@ static void kf_parse_rule(char *rule, const char *orig)
 			if (end == sel || *end != '\0')
 				kf_die("unknown selector", orig);
 		}
+	} else if (r->call == KF_FCNTL) {
+		if (strcmp(sel, "setpipe_sz") != 0)
+			kf_die("unknown selector", orig);
+		r->sel = KF_SEL_OPT;
+		r->optname = F_SETPIPE_SZ;
 	} else if (strcmp(sel, "tls") == 0)
 		r->sel = KF_SEL_TLS;
+	else if (strcmp(sel, "tlspeek") == 0 && r->call == KF_RECVMSG)
+		r->sel = KF_SEL_TLS_PEEK;
 	else
 		kf_die("unknown selector", orig);
 	kf_nrules++;
@@ -304,8 +337,9 @@ static void kf_utoa(unsigned long v, char *out)
 	out[i] = '\0';
 }
 
-/* 0: no rule wants this call to fail; else the errno to fail with.
- * fd2: a second fd the "tls" selector may match (splice), or -1. */
+/* 0: no rule wants this call to fail; else the errno to fail with
+ * (KF_NOCMSG/KF_CTRUNC for recvmsg).  fd2: a second fd the "tls"
+ * selector may match (splice), or -1; for recvmsg level is the flags. */
 static int kf_check(enum kf_call call, int level, int optname, int fd,
 		    int fd2)
 {
@@ -320,7 +354,9 @@ static int kf_check(enum kf_call call, int level, int optname, int fd,
 		if (r->sel == KF_SEL_OPT &&
 		    (r->level != level || r->optname != optname))
 			continue;
-		if (r->sel == KF_SEL_TLS) {
+		if (r->sel == KF_SEL_TLS_PEEK && !(level & MSG_PEEK))
+			continue;
+		if (r->sel == KF_SEL_TLS || r->sel == KF_SEL_TLS_PEEK) {
 			if (tls < 0)
 				tls = kf_fd_is_tls(fd) ||
 				      (fd2 >= 0 && kf_fd_is_tls(fd2));
@@ -338,9 +374,14 @@ static int kf_check(enum kf_call call, int level, int optname, int fd,
 			kf_write(" call #");
 			kf_utoa(n, num);
 			kf_write(num);
-			kf_write(" with errno ");
-			kf_utoa((unsigned long)r->err, num);
-			kf_write(num);
+			if (r->err < 0) {
+				kf_write(r->err == KF_NOCMSG ? " with NOCMSG"
+					 : " with CTRUNC");
+			} else {
+				kf_write(" with errno ");
+				kf_utoa((unsigned long)r->err, num);
+				kf_write(num);
+			}
 			kf_write("\n");
 		}
 		return r->err;
@@ -384,10 +425,22 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	KF_FAIL_IF(kf_check(KF_RECVMSG, 0, 0, fd, -1));
+	int err = kf_check(KF_RECVMSG, flags, 0, fd, -1);
+	ssize_t ret;
+
+	if (err > 0) {
+		errno = err;
+		return -1;
+	}
 	if (real_recvmsg == NULL)
 		kf_resolve();
-	return real_recvmsg(fd, msg, flags);
+	ret = real_recvmsg(fd, msg, flags);
+	if (err < 0 && ret >= 0) {
+		msg->msg_controllen = 0;
+		if (err == KF_CTRUNC)
+			msg->msg_flags |= MSG_CTRUNC;
+	}
+	return ret;
 }
 
 ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
@@ -414,4 +467,38 @@ ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out,
 	if (real_splice == NULL)
 		kf_resolve();
 	return real_splice(fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+/* fcntl is variadic: every command the backend uses takes an int or a
+ * pointer, passed on as a long */
+static int kf_fcntl(int (*real)(int, int, ...), int fd, int cmd, long arg)
+{
+	KF_FAIL_IF(kf_check(KF_FCNTL, 0, cmd, fd, -1));
+	return real(fd, cmd, arg);
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	if (real_fcntl == NULL)
+		kf_resolve();
+	return kf_fcntl(real_fcntl, fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	if (real_fcntl64 == NULL)
+		kf_resolve();
+	return kf_fcntl(real_fcntl64, fd, cmd, arg);
 }
