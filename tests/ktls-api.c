@@ -1446,7 +1446,7 @@ static int p_records(struct fx *f)
 	for (int i = 0; i < 3; i++) {
 		rec[3] = '0' + i;
 		if (send_all(f, rec, 4) < 0)
-			return kt_fail("peer send");
+			break;	/* the client gave up on the session: fine */
 		usleep(100000);
 	}
 	char c;
