@@ -629,10 +629,11 @@ static ssize_t ktls_tx_flush_pending(gnutls_session_t session,
 	mbuffer_st *p = k->tx_pending;
 	ssize_t ret;
 
-	while (p != NULL && p->mark < _mbuffer_get_udata_size(p)) {
+	/* the unsent rest is the udata; mark counts what went */
+	while (p != NULL && _mbuffer_get_udata_size(p) > 0) {
 		ret = ktls_sendmsg(session, params, p->type,
-				   (uint8_t *)_mbuffer_get_udata_ptr(p) + p->mark,
-				   _mbuffer_get_udata_size(p) - p->mark);
+				   _mbuffer_get_udata_ptr(p),
+				   _mbuffer_get_udata_size(p));
 		if (ret < 0) {
 			if (ktls_fatal(ret))
 				_mbuffer_xfree(&k->tx_pending);
@@ -642,7 +643,7 @@ static ssize_t ktls_tx_flush_pending(gnutls_session_t session,
 	}
 	if (p == NULL)
 		return 0;
-	ret = _mbuffer_get_udata_size(p);
+	ret = p->mark;
 	_mbuffer_xfree(&k->tx_pending);
 	return ret;
 }
@@ -662,7 +663,6 @@ static int ktls_tx_keep(gnutls_session_t session, content_type_t type,
 		return gnutls_assert_val(GNUTLS_E_MEMORY_ERROR);
 	_mbuffer_set_udata(k->tx_pending, (void *)data, size);
 	k->tx_pending->type = type;
-	k->tx_pending->mark = 0;
 	return err;
 }
 
@@ -680,7 +680,7 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
 	if (session->internals.ktls.tx_pending != NULL)
 		return ktls_tx_flush_pending(session, params);
 	if (data_size == 0)	/* nothing to send, nothing to resume */
-		return data == NULL ? gnutls_assert_val(GNUTLS_E_INVALID_REQUEST) : 0;
+		return gnutls_assert_val(GNUTLS_E_INVALID_REQUEST);
 
 	size = ktls_tx_room(session, params, data_size);
 	ret = ktls_sendmsg(session, params, type, data, size);
