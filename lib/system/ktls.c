@@ -1026,12 +1026,17 @@ static ssize_t ktls_peek(int fd, int *type)
  * that records already queued under the new keys become readable for
  * poll() (the kernel only looks at them when asked or when more bytes
  * arrive); an error the peek meets is the kernel's one report of it,
- * kept for the next read. */
+ * kept for the next read.  Returns 1 when the peek found a record: the
+ * record layer reads it at once instead of returning GNUTLS_E_AGAIN for
+ * the KeyUpdate, since the kernel does not report a queued record as
+ * readable while it waits for the keys of a KeyUpdate the peek met
+ * (KeyUpdates back to back). */
 int _gnutls_ktls_after_record(gnutls_session_t session)
 {
 	struct ktls_st *k = &session->internals.ktls;
 	record_parameters_st *params;
-	int ret, type;
+	ssize_t ret;
+	int type;
 
 	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &params) < 0 ||
 	    likely(params->epoch == k->rx_epoch))
@@ -1041,13 +1046,18 @@ int _gnutls_ktls_after_record(gnutls_session_t session)
 	if (ret < 0)
 		return ret;
 
-	if (ktls_peek(ktls_fd(session, GNUTLS_KTLS_RECV), &type) < 0 &&
-	    errno != EAGAIN && errno != EINTR && k->rx_stash_err == 0) {
-		_gnutls_debug_log("ktls: RX: after new keys: %s\n",
-				  strerror(errno));
-		k->rx_stash_err = _gnutls_ktls_map_errno(errno, GNUTLS_KTLS_RECV);
+	ret = ktls_peek(ktls_fd(session, GNUTLS_KTLS_RECV), &type);
+	if (ret < 0) {
+		if (errno != EAGAIN && errno != EINTR && k->rx_stash_err == 0) {
+			_gnutls_debug_log("ktls: RX: after new keys: %s\n",
+					  strerror(errno));
+			k->rx_stash_err = _gnutls_ktls_map_errno(errno,
+							GNUTLS_KTLS_RECV);
+			return 1;	/* the error is there to read */
+		}
+		return 0;
 	}
-	return 0;
+	return type >= 0;
 }
 
 /* Whether data records may skip the record layer (data fast path,
