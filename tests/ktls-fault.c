@@ -477,28 +477,19 @@ static int kf_fcntl(int (*real)(int, int, ...), int fd, int cmd, long arg)
 	return real(fd, cmd, arg);
 }
 
-int fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	long arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, long);
-	va_end(ap);
-	if (real_fcntl == NULL)
-		kf_resolve();
-	return kf_fcntl(real_fcntl, fd, cmd, arg);
-}
-
-int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	long arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, long);
-	va_end(ap);
-	if (real_fcntl64 == NULL)
-		kf_resolve();
-	return kf_fcntl(real_fcntl64, fd, cmd, arg);
-}
+/* fcntl and fcntl64: one wrapper, for the real function of each name */
+#define KF_FCNTL_WRAPPER(name)						\
+	int name(int fd, int cmd, ...)					\
+	{								\
+		va_list ap;						\
+		long arg;						\
+									\
+		va_start(ap, cmd);					\
+		arg = va_arg(ap, long);					\
+		va_end(ap);						\
+		if (real_##name == NULL)				\
+			kf_resolve();					\
+		return kf_fcntl(real_##name, fd, cmd, arg);		\
+	}
+KF_FCNTL_WRAPPER(fcntl)
+KF_FCNTL_WRAPPER(fcntl64)
