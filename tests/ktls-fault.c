@@ -32,7 +32,9 @@
  *               ulp     level SOL_TCP, option TCP_ULP
  *               tls_tx  level SOL_TLS, option TLS_TX
  *               tls_rx  level SOL_TLS, option TLS_RX
- *               L/O     numeric level/option, e.g. 282/1
+ *               tls_rx_no_pad  SOL_TLS, TLS_RX_EXPECT_NO_PAD
+ *               so_type, so_protocol  SOL_SOCKET, SO_TYPE / SO_PROTOCOL
+ *               L/O     any other level/option by number, e.g. 6/31
  *             sendmsg/recvmsg/sendfile/splice (sendfile: the output fd,
  *             splice: either fd):
  *               tls     only sockets that carry the "tls" ULP
@@ -84,8 +86,9 @@
 #ifndef TCP_ULP
 # define TCP_ULP 31
 #endif
-#define KF_TLS_TX 1
+#define KF_TLS_TX 1			/* TLS_TX, TLS_RX, TLS_RX_EXPECT_NO_PAD */
 #define KF_TLS_RX 2
+#define KF_TLS_RX_EXPECT_NO_PAD 4
 
 enum kf_call { KF_SETSOCKOPT, KF_GETSOCKOPT, KF_SENDMSG, KF_RECVMSG,
 	       KF_SENDFILE, KF_SPLICE, KF_FCNTL, KF_NCALLS };
@@ -250,16 +253,26 @@ static void kf_parse_rule(char *rule, const char *orig)
 	if (sel == NULL || strcmp(sel, "any") == 0 || *sel == '\0')
 		;
 	else if (r->call == KF_SETSOCKOPT || r->call == KF_GETSOCKOPT) {
+		static const struct {
+			const char *name;
+			int level, optname;
+		} opts[] = {
+			{ "ulp", SOL_TCP, TCP_ULP },
+			{ "tls_tx", SOL_TLS, KF_TLS_TX },
+			{ "tls_rx", SOL_TLS, KF_TLS_RX },
+			{ "tls_rx_no_pad", SOL_TLS, KF_TLS_RX_EXPECT_NO_PAD },
+			{ "so_type", SOL_SOCKET, SO_TYPE },
+			{ "so_protocol", SOL_SOCKET, SO_PROTOCOL },
+		};
+		size_t o;
+
 		r->sel = KF_SEL_OPT;
-		if (strcmp(sel, "ulp") == 0) {
-			r->level = SOL_TCP;
-			r->optname = TCP_ULP;
-		} else if (strcmp(sel, "tls_tx") == 0) {
-			r->level = SOL_TLS;
-			r->optname = KF_TLS_TX;
-		} else if (strcmp(sel, "tls_rx") == 0) {
-			r->level = SOL_TLS;
-			r->optname = KF_TLS_RX;
+		for (o = 0; o < sizeof(opts) / sizeof(opts[0]); o++)
+			if (strcmp(sel, opts[o].name) == 0)
+				break;
+		if (o < sizeof(opts) / sizeof(opts[0])) {
+			r->level = opts[o].level;
+			r->optname = opts[o].optname;
 		} else {
 			char *end;
 
