@@ -577,7 +577,10 @@ static int c_cork_sendfile(struct fx *f)
 	struct dg exp;
 	struct kt_stream st;
 	size_t body = f->r->arg ? f->r->arg : 4, sent = 0;
-	int fd, r, nb = f->r->variant == 1;
+	/* variant 2: a 256 KiB corked header on a non-blocking socket, so
+	 * that sending it (under KTLS, at send_file) meets GNUTLS_E_AGAIN */
+	size_t hdr = f->r->variant == 2 ? 256 * 1024 : 0;
+	int fd, r, nb = f->r->variant >= 1, go = 0;
 	ssize_t n;
 
 	fd = f->r->arg ? make_file(NULL, 0, body) : make_file("BODY", 4, 0);
@@ -588,20 +591,38 @@ static int c_cork_sendfile(struct fx *f)
 		set_nonblock(f->fd, 1);
 	}
 	dg_init(&exp);
-	dg_add(&exp, "HDR", 3);
+	gnutls_record_cork(f->s);
+	if (hdr) {
+		static unsigned char h[256 * 1024];
+		struct kt_stream hs;
+
+		kt_stream_init(&hs, SEED_S);
+		kt_stream_fill(&hs, h, hdr);
+		dg_add(&exp, h, hdr);
+		for (size_t off = 0; off < hdr; off += n) {
+			n = gnutls_record_send(f->s, h + off,
+					       hdr - off < 16384 ? hdr - off : 16384);
+			CHECK(n > 0, "corked gnutls_record_send = %zd (%s)", n,
+			      oname((int)n));
+		}
+	} else {
+		dg_add(&exp, "HDR", 3);
+		n = gnutls_record_send(f->s, "HDR", 3);
+		CHECK(n == 3, "corked gnutls_record_send(\"HDR\") = %zd (%s)", n,
+		      oname((int)n));
+	}
 	if (f->r->arg) {
 		kt_stream_init(&st, SEED_C);
 		dg_add_stream(&exp, &st, body);
 	} else
 		dg_add(&exp, "BODY", 4);
-
-	gnutls_record_cork(f->s);
-	n = gnutls_record_send(f->s, "HDR", 3);
-	CHECK(n == 3, "corked gnutls_record_send(\"HDR\") = %zd (%s)", n,
-	      oname((int)n));
 	while (sent < body) {
 		n = gnutls_record_send_file(f->s, fd, NULL, body - sent);
 		if (is_retry(n)) {
+			/* the socket is full: now the late peer reads */
+			if (!go && (f->r->flags & R_PEER_WAIT) && ctl_put(f, 'g') < 0)
+				return E_REPORTED;
+			go = 1;
 			if (wait_session(f) < 0)
 				return E_REPORTED;
 			continue;
@@ -611,6 +632,8 @@ static int c_cork_sendfile(struct fx *f)
 				gerr("gnutls_record_send_file returned 0", 0);
 		sent += n;
 	}
+	if (!go && (f->r->flags & R_PEER_WAIT) && ctl_put(f, 'g') < 0)
+		return E_REPORTED;
 	CHECK(gnutls_record_check_corked(f->s) >= 3 || f->ktls,
 	      "gnutls_record_check_corked() = %zu after send_file",
 	      gnutls_record_check_corked(f->s));
@@ -1716,6 +1739,10 @@ static const struct row base_rows[] = {
 	{ .name = "cork-sendfile-1M-nonblock", .vers = VB, .modes = MB,
 	  .client = c_cork_sendfile, .arg = 1 << 20, .variant = 1, .sndbuf = 16384,
 	  .peer_slow_us = 200, .expect = "GNUTLS_E_SUCCESS" },
+	{ .name = "cork-big-header-sendfile-nonblock", .vers = VB, .modes = MB,
+	  .client = c_cork_sendfile, .arg = 1 << 20, .variant = 2, .sndbuf = 16384,
+	  .flags = R_PEER_WAIT, .expect = "GNUTLS_E_SUCCESS",
+	  .notes = "256 KiB corked, then send_file on a non-blocking socket whose peer starts late: AGAIN while the corked data go out, no byte twice" },
 	{ .name = "null-retry-again", .vers = VB, .modes = MB, .client = c_retry,
 	  .flags = R_PEER_WAIT, .sndbuf = 4096, .expect = "GNUTLS_E_SUCCESS",
 	  .notes = "send until AGAIN, then send(NULL, 0) until > 0: the peer gets exactly what was reported" },

@@ -693,15 +693,18 @@ ssize_t _gnutls_ktls_send(gnutls_session_t session,
  * file's data would join them, so the peer gets them in this order.
  * Under KTLS they are sent now, as gnutls_record_uncork() sends them;
  * the session stays corked for what follows. */
+static bool ktls_tx_corked(gnutls_session_t session)
+{
+	return session->internals.rsend_state == RECORD_SEND_CORKED ||
+	       session->internals.rsend_state == RECORD_SEND_CORKED_TO_KU;
+}
+
 static int ktls_tx_flush_corked(gnutls_session_t session,
 				record_parameters_st *params)
 {
 	gnutls_buffer_st *b = &session->internals.record_presend_buffer;
 	ssize_t ret;
 
-	if (session->internals.rsend_state != RECORD_SEND_CORKED &&
-	    session->internals.rsend_state != RECORD_SEND_CORKED_TO_KU)
-		return 0;
 	while (b->length > 0) {
 		ret = _gnutls_ktls_send(session, params,
 					GNUTLS_APPLICATION_DATA, b->data,
@@ -804,11 +807,11 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 	ret = ktls_tx_prepare(session, params);
 	if (ret < 0)
 		return ret;
-	/* what is queued before the file goes first */
-	ret = ktls_tx_flush_pending(session, params);
-	if (ret < 0)
-		return ret;
-	ret = ktls_tx_flush_corked(session, params);
+	/* What is queued goes first: the corked data (a record kept after
+	 * GNUTLS_E_AGAIN is their head, sent and taken off them by the
+	 * first send), or else a kept record. */
+	ret = ktls_tx_corked(session) ? ktls_tx_flush_corked(session, params) :
+					ktls_tx_flush_pending(session, params);
 	if (ret < 0)
 		return ret;
 
