@@ -2137,6 +2137,14 @@ static int selected(const char *cases, const char *name)
 	return 0;
 }
 
+static gnutls_certificate_credentials_t creds_s, creds_c;
+
+static void free_creds(void)
+{
+	gnutls_certificate_free_credentials(creds_s);
+	gnutls_certificate_free_credentials(creds_c);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cases = NULL, *skips = NULL;
@@ -2216,6 +2224,9 @@ int main(int argc, char **argv)
 	f.rekey = kt_kernel_can_rekey();
 	if (kt_make_x509_creds(&f.scred, &f.ccred) < 0)
 		return 1;
+	creds_s = f.scred;
+	creds_c = f.ccred;
+	atexit(free_creds);	/* every process, for the leak checkers */
 
 	for (size_t i = 0; i < nrows; i++) {
 		for (unsigned v = V12; v <= V13; v <<= 1) {
