@@ -2246,8 +2246,13 @@ int main(int argc, char **argv)
 			}
 			f.r = r;
 			f.tls13 = v == V13;
-			if (inner)
-				return run_row(&f);
+			if (inner) {	/* like the forked rows: the row's
+					 * sessions end with the process */
+				int rc = run_row(&f);
+
+				fflush(NULL);
+				_exit(rc);
+			}
 			fflush(stdout);
 			if (r->flags & R_ROOT)
 				sysctl_save();
