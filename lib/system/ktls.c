@@ -18,7 +18,6 @@
  *
  */
 
-
 /* The kernel TLS backend.  See ktls.h for how the record layer uses it.
  *
  * Structure: the pure pieces (the AEAD table, the crypto_info builder,
@@ -62,9 +61,6 @@
 #include <linux/sockios.h>
 #include <linux/tls.h>
 
-#ifndef SOL_TLS
-# define SOL_TLS 282
-#endif
 #ifndef TCP_ULP
 # define TCP_ULP 31
 #endif
@@ -548,8 +544,9 @@ static void ktls_tx_count(gnutls_session_t session,
 }
 
 /* After sendfile/splice, whose records follow the pages they move: take
- * the kernel's own count (getsockopt TLS_TX), or estimate as for
- * sendmsg. */
+ * the kernel's own count (getsockopt TLS_TX) where the key has a usage
+ * limit, else estimate as for sendmsg (the count then only feeds
+ * gnutls_record_get_state(), not worth a syscall per chunk). */
 static void ktls_tx_resync(gnutls_session_t session,
 			   record_parameters_st *params, size_t bytes)
 {
@@ -558,7 +555,7 @@ static void ktls_tx_resync(gnutls_session_t session,
 	socklen_t len = sizeof(info);
 	uint64_t seq;
 
-	if (c != NULL &&
+	if (c != NULL && ktls_tx_key_has_limit(session, params) &&
 	    getsockopt(ktls_fd(session, GNUTLS_KTLS_SEND), SOL_TLS, TLS_TX,
 		       info, &len) == 0 &&
 	    _gnutls_ktls_crypto_info_seq(c, info, len, &seq) == 0 &&
@@ -585,6 +582,23 @@ static int ktls_tx_error(gnutls_session_t session, int err, const char *call)
 	return gnutls_assert_val(ret);
 }
 
+/* A message of one buffer, with room for the record-type control
+ * message when cbuf is given (for receiving; sending adds its own with
+ * _gnutls_ktls_cmsg_put_type()). */
+static void ktls_msg_init(struct msghdr *msg, struct iovec *iov, void *buf,
+			  size_t size, unsigned char *cbuf)
+{
+	memset(msg, 0, sizeof(*msg));
+	iov->iov_base = buf;
+	iov->iov_len = size;
+	msg->msg_iov = iov;
+	msg->msg_iovlen = 1;
+	if (cbuf != NULL) {
+		msg->msg_control = cbuf;
+		msg->msg_controllen = KTLS_CMSG_SPACE;
+	}
+}
+
 /* One sendmsg of one record type: the bytes the kernel took, or the
  * GnuTLS error. */
 static ssize_t ktls_sendmsg(gnutls_session_t session,
@@ -597,11 +611,7 @@ static ssize_t ktls_sendmsg(gnutls_session_t session,
 	ssize_t ret;
 	int flags = 0;
 
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = (void *)data;
-	iov.iov_len = size;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
+	ktls_msg_init(&msg, &iov, (void *)data, size, NULL);
 	if (type != GNUTLS_APPLICATION_DATA)
 		_gnutls_ktls_cmsg_put_type(&msg, cbuf, type);
 	if (session->internals.flags & GNUTLS_NO_SIGNAL)
@@ -894,13 +904,7 @@ static ssize_t ktls_recvmsg(gnutls_session_t session, void *buf,
 	ssize_t ret;
 	int typed;
 
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = buf;
-	iov.iov_len = size;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
+	ktls_msg_init(&msg, &iov, buf, size, cbuf);
 
 	if (ktls_timed(session, ms)) {
 		/* Try first, then wait.  Right after new RX keys, records
@@ -1007,13 +1011,7 @@ static ssize_t ktls_peek(int fd, int *type)
 	ssize_t ret;
 	char byte;
 
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
+	ktls_msg_init(&msg, &iov, &byte, 1, cbuf);
 	*type = -1;
 	ret = recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT);
 	if (ret >= 0 && _gnutls_ktls_cmsg_get_type(&msg, &t) == 1)

@@ -31,10 +31,6 @@
 #include <gnutls/socket.h>
 #include <linux/tls.h>
 
-#ifndef SOL_TLS
-# define SOL_TLS 282
-#endif
-
 #define KTLS_CIPHER(gid, kname, kstruct) \
 	{ gid, TLS_CIPHER_##kname, TLS_CIPHER_##kname##_IV_SIZE, \
 	  TLS_CIPHER_##kname##_KEY_SIZE, TLS_CIPHER_##kname##_SALT_SIZE, \

@@ -32,6 +32,10 @@
 #include <sys/socket.h>
 #include <gnutls/gnutls.h>
 
+#ifndef SOL_TLS
+# define SOL_TLS 282	/* older libc headers */
+#endif
+
 /* The largest TLS plaintext a record carries (RFC 8446, 5.1). */
 #define KTLS_MAX_PLAINTEXT 16384
 /* The kernel's MAX_RW_COUNT: the most one sendmsg, sendfile or splice
