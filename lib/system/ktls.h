@@ -53,6 +53,8 @@
 #define _GNUTLS_CONFIG_KTLS_UNSET 0	/* only GNUTLS_ENABLE_KTLS sessions */
 #define _GNUTLS_CONFIG_KTLS_OFF 1	/* ktls = false: none */
 #define _GNUTLS_CONFIG_KTLS_ON 2	/* ktls = true: all */
+#define _GNUTLS_CONFIG_KTLS_AUTO 3	/* ktls = auto: each direction when
+					 * its traffic is bulk */
 int _gnutls_config_get_ktls(void);
 
 /* lib/system/ktls_file.c: gnutls_record_recv_file()'s writing, shared
@@ -70,10 +72,18 @@ void _gnutls_ktls_transport_changed(gnutls_session_t session);
 int _gnutls_ktls_check_rehandshake(gnutls_session_t session);
 int _gnutls_ktls_check_key_update(gnutls_session_t session, unsigned flags);
 
+/* ktls = auto: directions still in userspace that may move */
+#define _gnutls_ktls_watched(session, dir) \
+	((session)->internals.ktls.watch & (dir))
+void _gnutls_ktls_watch_send(gnutls_session_t session, content_type_t type,
+			     size_t data_size);
+void _gnutls_ktls_move(gnutls_session_t session, unsigned dir);
+
 ssize_t _gnutls_ktls_send(gnutls_session_t session,
 			  record_parameters_st *params, content_type_t type,
 			  const void *data, size_t data_size);
-int _gnutls_ktls_after_record(gnutls_session_t session);
+int _gnutls_ktls_after_record(gnutls_session_t session, content_type_t type,
+			      size_t length);
 int _gnutls_ktls_recv_record(gnutls_session_t session,
 			     record_parameters_st *params,
 			     content_type_t *type, mbuffer_st **plain,
@@ -92,9 +102,12 @@ ssize_t _gnutls_ktls_recv_file(gnutls_session_t session, int fd,
 # define _gnutls_ktls_transport_changed(session) ((void)(session))
 # define _gnutls_ktls_check_rehandshake(session) 0
 # define _gnutls_ktls_check_key_update(session, flags) 0
+# define _gnutls_ktls_watched(session, dir) 0
+# define _gnutls_ktls_watch_send(s, t, n) ((void)(s))
+# define _gnutls_ktls_move(s, dir) ((void)(s))
 # define _gnutls_ktls_send(s, p, t, d, n) GNUTLS_E_INTERNAL_ERROR
 # define _gnutls_ktls_recv_record(s, p, t, b, ms) GNUTLS_E_INTERNAL_ERROR
-# define _gnutls_ktls_after_record(s) 0
+# define _gnutls_ktls_after_record(s, t, n) 0
 # define _gnutls_ktls_recv_data(s, d, n, ms) 0
 # define _gnutls_ktls_send_file(s, fd, o, n) GNUTLS_E_INTERNAL_ERROR
 # define _gnutls_ktls_recv_file(s, fd, o, n) 0

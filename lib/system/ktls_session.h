@@ -60,6 +60,15 @@ struct ktls_st {
 	 * record layer sends its buffered record */
 	struct mbuffer_st *tx_pending;
 
+	/* ktls = auto: the directions that may still move to the kernel,
+	 * the ones to move at the next record boundary, and per direction
+	 * the run of full-size application records seen in userspace */
+	unsigned adaptive;	/* the session is under ktls = auto */
+	unsigned watch;
+	unsigned move_due;
+	unsigned tx_bulk_run;
+	unsigned rx_bulk_run;
+
 	enum ktls_pipe_state pipe_state;
 	int pipe_fd[2];
 	unsigned pipe_records;	/* records the pipe takes whole */

@@ -58,6 +58,7 @@ struct ktls_cipher {
 	uint8_t key_size;
 	uint8_t salt_size;
 	uint8_t info_size;	/* sizeof the kernel's struct, as a check */
+	uint8_t bulk_pays;	/* the kernel's AEAD beats GnuTLS's on bulk */
 };
 
 /* One direction's keys as GnuTLS's record state holds them. */
