@@ -136,6 +136,10 @@ static const char *const dir_choices[] = { "c2s", "s2c", "both", NULL };
 static const char *const expect_choices[] = {
 	"none", "recv", "send", "duplex", NULL
 };
+/* index - 1 == the client's flags when the transfer ended */
+static const char *const expect_end_choices[] = {
+	"same", "none", "recv", "send", "duplex", NULL
+};
 static const char *const transport_choices[] = {
 	"int", "int2", "ptr", "custom", NULL
 };
@@ -159,7 +163,7 @@ static const struct cipher_desc ciphers[] = {
 };
 
 #define N_CIPHERS (sizeof(ciphers) / sizeof(ciphers[0]))
-#define N_OPTDEFS 36
+#define N_OPTDEFS 37
 
 struct opts {
 	/* set by the option table */
@@ -172,6 +176,7 @@ struct opts {
 	uint64_t size;
 	uint64_t chunk;
 	int expect;		/* gnutls_transport_ktls_enable_flags_t */
+	int expect_end;		/* 0: = expect; else 1 + the client's flags */
 	int check_stat;
 	int quiet;
 	int json;
@@ -231,6 +236,7 @@ struct side_result {
 	int ok;			/* no local check failed */
 	int handshake_done;
 	unsigned flags;		/* gnutls_transport_is_ktls_enabled() */
+	unsigned end_flags;	/* ... when the transfer has ended */
 	int version;
 	int cipher;
 	int resumed;
@@ -361,6 +367,11 @@ static const struct optdef optdefs[N_OPTDEFS] = {
 	     "bytes per send call (default 64K)"),
 	CHOICE("expect", expect, expect_choices,
 	       "required KTLS state on both sides\n(default none)"),
+	CHOICE("expect-end", expect_end, expect_end_choices,
+	       "the client's KTLS state when the\n"
+	       "transfer has ended, the server's its\n"
+	       "mirror image (ktls = auto moves\n"
+	       "directions; default same: --expect)"),
 	FLAG("check-stat", check_stat, "check " TLS_STAT_FILE " deltas"),
 	SIZE("timeout", timeout, 0, 86400, "SECONDS",
 	     "abort after this long (default 600)"),
@@ -372,7 +383,8 @@ static const struct optdef optdefs[N_OPTDEFS] = {
 	     "SO_SNDBUF of the sockets; small values\n"
 	     "make KTLS accept only part of a write"),
 	FLAG("expect-partial", expect_partial,
-	     "fail unless a send took only part of\nits buffer"),
+	     "fail unless a send took only part of\nits buffer (receivers wait 300 ms\n"
+	     "before their first read)"),
 	CHOICE("transport", transport, transport_choices,
 	       "gnutls_transport_set_int (default),\n"
 	       "_set_int2 (with a dup()ed write fd),\n"
@@ -709,19 +721,39 @@ static void tls_stat_delta(const struct tls_stat *a, const struct tls_stat *b,
 	d->decrypt_err = b->decrypt_err - a->decrypt_err;
 }
 
-/* Each endpoint of a connection has its own TX/RX context: two when this
- * process runs both, one with --role server|client. */
-static int ktls_contexts(const struct opts *o)
+/* The flags one side must report when the transfer has ended: the
+ * client's --expect-end, the server's its mirror image. */
+static unsigned end_expected(const struct opts *o, int server)
 {
-	return o->role == ROLE_BOTH ? 2 : 1;
+	unsigned f;
+
+	if (o->expect_end == 0)
+		return o->expect;
+	f = o->expect_end - 1;
+	if (server)
+		f = ((f & GNUTLS_KTLS_RECV) ? GNUTLS_KTLS_SEND : 0) |
+		    ((f & GNUTLS_KTLS_SEND) ? GNUTLS_KTLS_RECV : 0);
+	return f;
 }
 
-static int check_one_stat(const struct opts *o, const char *what,
-			  unsigned long long delta, int expected)
+/* How many of this process's endpoints end with direction dir offloaded. */
+static int stat_contexts(const struct opts *o, unsigned dir)
 {
-	if (expected && delta < (unsigned)ktls_contexts(o))
+	int n = 0;
+
+	if (o->role != ROLE_SERVER && (end_expected(o, 0) & dir))
+		n++;
+	if (o->role != ROLE_CLIENT && (end_expected(o, 1) & dir))
+		n++;
+	return n;
+}
+
+static int check_one_stat(const char *what, unsigned long long delta,
+			  int expected)
+{
+	if (expected && delta < (unsigned)expected)
 		return kt_fail("tls_stat %s increased by %llu, expected >= %d",
-			    what, delta, ktls_contexts(o));
+			    what, delta, expected);
 	if (!expected && delta != 0)
 		return kt_fail("tls_stat %s increased by %llu, expected 0",
 			    what, delta);
@@ -737,13 +769,14 @@ static int check_tls_stat(const struct opts *o, const struct tls_stat *d)
 		       "TxDevice+%llu RxDevice+%llu DecryptError+%llu\n",
 		       d->present, d->tx_sw, d->rx_sw, d->tx_dev, d->rx_dev,
 		       d->decrypt_err);
-	if (!d->present && o->expect != 0)
+	if (!d->present && (stat_contexts(o, GNUTLS_KTLS_SEND) ||
+			    stat_contexts(o, GNUTLS_KTLS_RECV)))
 		return kt_fail("%s missing but KTLS expected", TLS_STAT_FILE);
-	if (check_one_stat(o, "TX (TlsTxSw+TlsTxDevice)", d->tx_sw + d->tx_dev,
-			   o->expect & GNUTLS_KTLS_SEND) < 0)
+	if (check_one_stat("TX (TlsTxSw+TlsTxDevice)", d->tx_sw + d->tx_dev,
+			   stat_contexts(o, GNUTLS_KTLS_SEND)) < 0)
 		ret = -1;
-	if (check_one_stat(o, "RX (TlsRxSw+TlsRxDevice)", d->rx_sw + d->rx_dev,
-			   o->expect & GNUTLS_KTLS_RECV) < 0)
+	if (check_one_stat("RX (TlsRxSw+TlsRxDevice)", d->rx_sw + d->rx_dev,
+			   stat_contexts(o, GNUTLS_KTLS_RECV)) < 0)
 		ret = -1;
 	if (d->decrypt_err != 0)
 		ret = kt_fail("tls_stat TlsDecryptError increased by %llu",
@@ -1359,6 +1392,11 @@ static int xfer_recv(struct xfer *x)
 		free(buf);
 		return -1;
 	}
+	/* --expect-partial: the peer's first send must find the window
+	 * full, whoever the scheduler runs first (a receiver that keeps
+	 * up lets every send through whole). */
+	if (o->expect_partial)
+		poll(NULL, 0, 300);
 	if (o->recv_mode != RM_RECV) {
 		int eof;
 
@@ -1497,7 +1535,7 @@ static int run_side(enum role role, int fd,
 	int sending = (o->dirs & tx_dir) || o->resume;
 	int receiving = (o->dirs & rx_dir) || o->resume;
 	uint64_t ph_count = 0;
-	int ret, wfd = -1;
+	int ret, ret2, wfd = -1;
 
 	memset(res, 0, sizeof(*res));
 	xfer_init(&tx, role, tx_dir, o);
@@ -1528,6 +1566,8 @@ static int run_side(enum role role, int fd,
 	res->start = kt_now();
 	ret = run_xfers(sending ? &tx : NULL, receiving ? &rx : NULL, role);
 	res->end = kt_now();
+	ret2 = gnutls_transport_is_ktls_enabled(s);
+	res->end_flags = ret2 < 0 ? 0 : ret2;
 	if (ret == 0)
 		ret = save_session(s, cn);
 	if (getrusage(RUSAGE_SELF, &ru1) < 0) {
@@ -1709,6 +1749,9 @@ static int check_side(const char *who, const struct side_result *r,
 	if (r->flags != (unsigned)o->expect)
 		ret = kt_fail("ktls flags %s=%u expected=%u", who, r->flags,
 			   o->expect);
+	if (r->end_flags != end_expected(o, !strcmp(who, "server")))
+		ret = kt_fail("ktls flags %s at the end=%u expected=%u", who,
+			   r->end_flags, end_expected(o, !strcmp(who, "server")));
 	if (o->version_set && r->version != (int)o->version)
 		ret = kt_fail("version %s=%s expected=%s", who,
 			   gnutls_protocol_get_name(r->version),
