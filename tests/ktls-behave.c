@@ -2368,7 +2368,7 @@ static const struct bcase cases[] = {
 	  .fx = FX_QUIET,
 	  .what = "16384 + 1 byte records read in 100 byte and 64 KiB calls" },
 	{ "empty-record", V13, s_empty_record, c_empty_record,
-	  .srv = SRV_USER,
+	  .srv = SRV_USER, .fx = FX_ALONE,
 	  .what = "a padding-only data record between data is skipped" },
 	{ "observer-sends-empty-record", VBOTH, s_observer_empty, c_observer_empty,
 	  .srv = SRV_USER,
