@@ -175,6 +175,16 @@ static void test_ciphers(void)
 	check(_gnutls_ktls_cipher_find(GNUTLS_CIPHER_AES_128_CBC) == NULL &&
 	      _gnutls_ktls_cipher_find(GNUTLS_CIPHER_NULL) == NULL,
 	      "cipher-table-no-cbc", "a cipher the kernel lacks is listed");
+	/* ktls = auto moves only where the kernel's AEAD is the cheaper one
+	 * (make bench: its ccm(aes) costs ~7x its gcm(aes)) */
+	check(_gnutls_ktls_cipher_find(GNUTLS_CIPHER_AES_128_GCM)->bulk_pays &&
+	      _gnutls_ktls_cipher_find(GNUTLS_CIPHER_AES_256_GCM)->bulk_pays &&
+	      !_gnutls_ktls_cipher_find(GNUTLS_CIPHER_AES_128_CCM)->bulk_pays,
+	      "cipher-table-auto", "auto would move CCM, or not move GCM");
+#ifdef TLS_CIPHER_CHACHA20_POLY1305
+	check(_gnutls_ktls_cipher_find(GNUTLS_CIPHER_CHACHA20_POLY1305)->bulk_pays,
+	      "cipher-table-auto-chacha", "auto would not move ChaCha20");
+#endif
 }
 
 /* A received message as the kernel would fill it. */

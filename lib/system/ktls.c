@@ -228,7 +228,9 @@ static int ktls_install(gnutls_session_t session, unsigned dir,
 		k->tx_epoch = params->epoch;
 		ktls_key_id(st, k->tx_key_id);
 	}
-	k->enabled |= dir;
+	/* atomic: under ktls = auto the receiving thread and the sending
+	 * one may each move their direction at the same time */
+	__atomic_fetch_or(&k->enabled, dir, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -386,12 +388,16 @@ static const char *ktls_dir_state(gnutls_session_t session, unsigned dir)
 
 /* --- ktls = auto: a direction moves when its traffic is bulk ------------ */
 
-/* Full-size application records in a row, in one direction, after which
- * that direction moves to the kernel.  The kernel is cheaper per byte for
- * full records and dearer for small ones (make bench: 16 KiB records
- * x0.56 receiver CPU, 1 KiB writes x0.81 throughput); a few full records
- * in a row tell a bulk transfer from a large message now and then. */
+/* Large application records in a row, in one direction, after which that
+ * direction moves to the kernel.  The kernel is cheaper per byte for full
+ * records and dearer for small ones (make bench: 16 KiB records x0.56
+ * receiver CPU, 1 KiB writes x0.81 throughput); a few large records in a
+ * row tell a bulk transfer from a large message now and then.  "Large" is
+ * half a full record: senders do not always fill every record (Linux 6.1's
+ * sendfile(2) ends each 64 KiB it moves with a record cut at a page
+ * boundary, e.g. 3 x 16384, 16327, 57 bytes). */
 #define KTLS_AUTO_BULK_RECORDS 4
+#define KTLS_AUTO_BULK_SIZE (KTLS_MAX_PLAINTEXT / 2)
 
 /* Whether the kernel's AEAD pays for this session's cipher (not CCM). */
 static bool ktls_auto_pays(record_parameters_st *params)
@@ -405,18 +411,24 @@ static bool ktls_auto_pays(record_parameters_st *params)
 	return false;
 }
 
+static struct ktls_auto_dir *ktls_auto(gnutls_session_t session, unsigned dir)
+{
+	return dir == GNUTLS_KTLS_RECV ? &session->internals.ktls.rx_auto :
+					 &session->internals.ktls.tx_auto;
+}
+
 /* One more application record of this size in a direction's run. */
-static void ktls_auto_count(gnutls_session_t session, unsigned dir,
-			    unsigned *run, content_type_t type, size_t size)
+static void ktls_auto_count(struct ktls_auto_dir *a, content_type_t type,
+			    size_t size)
 {
 	if (type != GNUTLS_APPLICATION_DATA || size == 0)
 		return;
-	if (size < KTLS_MAX_PLAINTEXT) {
-		*run = 0;
+	if (size < KTLS_AUTO_BULK_SIZE) {
+		a->run = 0;
 		return;
 	}
-	if (++*run >= KTLS_AUTO_BULK_RECORDS)
-		session->internals.ktls.move_due |= dir;
+	if (++a->run >= KTLS_AUTO_BULK_RECORDS)
+		a->due = 1;
 }
 
 /* Moves one watched direction to the kernel now, if this is a record
@@ -427,11 +439,11 @@ static void ktls_auto_count(gnutls_session_t session, unsigned dir,
  * userspace for good, as does one that moved (keys cannot come back). */
 void _gnutls_ktls_move(gnutls_session_t session, unsigned dir)
 {
-	struct ktls_st *k = &session->internals.ktls;
+	struct ktls_auto_dir *a = ktls_auto(session, dir);
 	record_parameters_st *rparams, *wparams;
 	const char *why = NULL;
 
-	if (!(k->watch & dir))
+	if (!a->watch)
 		return;
 	if (!session->internals.initial_negotiation_completed ||
 	    session->internals.handshake_in_progress ||
@@ -441,15 +453,15 @@ void _gnutls_ktls_move(gnutls_session_t session, unsigned dir)
 		 session->internals.record_send_buffer.byte_length != 0)
 		why = "a record is being sent";
 	else if (dir == GNUTLS_KTLS_RECV &&
-		 session->internals.record_recv_buffer.byte_length != 0)
-		why = "a record is being read";
+		 (session->internals.record_recv_buffer.byte_length != 0 ||
+		  session->internals.handshake_recv_buffer_size != 0))
+		why = "a record or handshake message is being read";
 	if (why != NULL) {
-		k->move_due |= dir;
+		a->due = 1;
 		return;
 	}
 
-	k->watch &= ~dir;
-	k->move_due &= ~dir;
+	a->watch = a->due = 0;
 	if (_gnutls_epoch_get(session, EPOCH_READ_CURRENT, &rparams) < 0 ||
 	    _gnutls_epoch_get(session, EPOCH_WRITE_CURRENT, &wparams) < 0) {
 		gnutls_assert();
@@ -494,10 +506,16 @@ void _gnutls_ktls_enable(gnutls_session_t session)
 
 	dirs = ktls_offloadable(session, rparams, wparams);
 	if (mode == _GNUTLS_CONFIG_KTLS_AUTO) {
+		bool pays = ktls_auto_pays(wparams);
+
 		k->adaptive = 1;
-		k->watch = ktls_auto_pays(wparams) ? dirs : 0;
-		k->move_due = 0;
-		k->tx_bulk_run = k->rx_bulk_run = 0;
+		for (dir = GNUTLS_KTLS_RECV; dir <= GNUTLS_KTLS_SEND; dir <<= 1) {
+			struct ktls_auto_dir *a = ktls_auto(session, dir);
+
+			a->watch = pays && (dirs & dir);
+			a->due = 0;
+			a->run = 0;
+		}
 	} else {
 		for (dir = GNUTLS_KTLS_RECV; dir <= GNUTLS_KTLS_SEND; dir <<= 1) {
 			if ((dirs & dir) &&
@@ -514,30 +532,28 @@ void _gnutls_ktls_enable(gnutls_session_t session)
 }
 
 /* _gnutls_send_tlen_int(), before each record in userspace: a run of
- * writes that fill whole records moves TX, from this record on. */
+ * large writes moves TX, from this record on. */
 void _gnutls_ktls_watch_send(gnutls_session_t session, content_type_t type,
 			     size_t data_size)
 {
-	struct ktls_st *k = &session->internals.ktls;
+	struct ktls_auto_dir *a = ktls_auto(session, GNUTLS_KTLS_SEND);
 
-	ktls_auto_count(session, GNUTLS_KTLS_SEND, &k->tx_bulk_run, type,
-			data_size);
-	if (k->move_due & GNUTLS_KTLS_SEND)
+	ktls_auto_count(a, type, data_size);
+	if (a->due)
 		_gnutls_ktls_move(session, GNUTLS_KTLS_SEND);
 }
 
 /* After each record read in userspace (from _gnutls_ktls_after_record()):
- * a run of full records from the peer moves RX, from the next record on.
- * The size is the record's length on the wire: a full record's is at
- * least 2^14 (its plaintext plus the AEAD's overhead). */
+ * a run of large records from the peer moves RX, from the next record on.
+ * The size is the record's length on the wire (its plaintext plus the
+ * AEAD's overhead). */
 static void ktls_watch_recv(gnutls_session_t session, content_type_t type,
 			    size_t length)
 {
-	struct ktls_st *k = &session->internals.ktls;
+	struct ktls_auto_dir *a = ktls_auto(session, GNUTLS_KTLS_RECV);
 
-	ktls_auto_count(session, GNUTLS_KTLS_RECV, &k->rx_bulk_run, type,
-			length);
-	if (k->move_due & GNUTLS_KTLS_RECV)
+	ktls_auto_count(a, type, length);
+	if (a->due)
 		_gnutls_ktls_move(session, GNUTLS_KTLS_RECV);
 }
 

@@ -74,7 +74,8 @@ int _gnutls_ktls_check_key_update(gnutls_session_t session, unsigned flags);
 
 /* ktls = auto: directions still in userspace that may move */
 #define _gnutls_ktls_watched(session, dir) \
-	((session)->internals.ktls.watch & (dir))
+	((dir) == GNUTLS_KTLS_RECV ? (session)->internals.ktls.rx_auto.watch : \
+				     (session)->internals.ktls.tx_auto.watch)
 void _gnutls_ktls_watch_send(gnutls_session_t session, content_type_t type,
 			     size_t data_size);
 void _gnutls_ktls_move(gnutls_session_t session, unsigned dir);

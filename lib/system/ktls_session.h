@@ -36,6 +36,14 @@ enum ktls_pipe_state {
 
 struct mbuffer_st;
 
+/* ktls = auto, one direction: owned by the thread that sends, or the one
+ * that receives (GnuTLS lets one thread send while another receives) */
+struct ktls_auto_dir {
+	unsigned char watch;	/* in userspace, may still move */
+	unsigned char due;	/* to move at the next record boundary */
+	unsigned run;		/* large application records in a row */
+};
+
 struct ktls_st {
 	unsigned enabled;	/* offloaded directions (GNUTLS_KTLS_*) */
 
@@ -60,14 +68,10 @@ struct ktls_st {
 	 * record layer sends its buffered record */
 	struct mbuffer_st *tx_pending;
 
-	/* ktls = auto: the directions that may still move to the kernel,
-	 * the ones to move at the next record boundary, and per direction
-	 * the run of full-size application records seen in userspace */
+	/* ktls = auto */
 	unsigned adaptive;	/* the session is under ktls = auto */
-	unsigned watch;
-	unsigned move_due;
-	unsigned tx_bulk_run;
-	unsigned rx_bulk_run;
+	struct ktls_auto_dir rx_auto;
+	struct ktls_auto_dir tx_auto;
 
 	enum ktls_pipe_state pipe_state;
 	int pipe_fd[2];
