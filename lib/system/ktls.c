@@ -947,6 +947,23 @@ static ssize_t ktls_sendfile_once(gnutls_session_t session, int fd,
 	return ret;
 }
 
+/* A sendfile(2) or splice(2) that stopped short on a full socket can leave
+ * its last bytes corked in TCP: the kernel hands every page but the last
+ * of what it plans to move on with "more to come" (MSG_MORE), and Linux
+ * before 6.5 (no splice_eof) sends nothing of it until the next send.  On
+ * loopback, with a send buffer smaller than a segment, the socket then
+ * never becomes writable again (seen on 6.1: 32 KiB stuck in Send-Q).
+ * Clearing TCP_CORK pushes pending frames out; done only where the
+ * application has not corked the socket itself. */
+static void ktls_tcp_push(int sock)
+{
+	int cork = 1;
+	socklen_t len = sizeof(cork);
+
+	if (getsockopt(sock, SOL_TCP, TCP_CORK, &cork, &len) == 0 && cork == 0)
+		(void)setsockopt(sock, SOL_TCP, TCP_CORK, &cork, sizeof(cork));
+}
+
 /* sendfile(2) through the kernel's TLS socket.  Returns what the kernel
  * took, even when it is less than count (non-blocking socket, signal,
  * the key's rekey point); GNUTLS_E_AGAIN/INTERRUPTED only when nothing
@@ -1005,6 +1022,8 @@ ssize_t _gnutls_ktls_send_file(gnutls_session_t session, int fd,
 				from_pipe = true;
 				continue;
 			}
+			if (err == EAGAIN || err == EINTR)
+				ktls_tcp_push(ktls_fd(session, GNUTLS_KTLS_SEND));
 			if (sent > 0)
 				break;	/* report what went; the error repeats */
 			if (err == EINVAL || err == EBADF || err == ESPIPE ||
