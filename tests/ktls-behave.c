@@ -499,7 +499,11 @@ static void srv_send_str(struct fx *fx, struct peer *p, const char *str)
 	srv_send(fx, p, str, strlen(str));
 }
 
-static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
+/* 0, or -1 when the client closed the connection first (may_close: it
+ * may give up at a record header, before the body is written; its half
+ * checks what it got) */
+static int raw_write2(struct fx *fx, int fd, const void *d, size_t n,
+		      int may_close)
 {
 	size_t off = 0;
 	ssize_t ret;
@@ -508,10 +512,20 @@ static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
 		ret = write(fd, (const char *)d + off, n - off);
 		if (ret < 0 && errno == EINTR)
 			continue;
+		if (ret < 0 && may_close && (errno == ECONNRESET || errno == EPIPE)) {
+			note(fx, "write: %s (the client is done)", strerror(errno));
+			return -1;
+		}
 		if (ret < 0)
 			die(fx, "write: %s", strerror(errno));
 		off += ret;
 	}
+	return 0;
+}
+
+static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
+{
+	raw_write2(fx, fd, d, n, 0);
 }
 
 /* One record of the given type, encrypted by the kernel's TX. */
@@ -901,8 +915,8 @@ BODY(s_raw)
 
 	for (i = 0; i < r->len; i++)
 		body[i] = (unsigned char)(i * 37 + 11);
-	raw_write(fx, p->fd, hdr, sizeof(hdr));
-	raw_write(fx, p->fd, body, r->sent ? r->sent : r->len);
+	if (raw_write2(fx, p->fd, hdr, sizeof(hdr), 1) == 0)
+		raw_write2(fx, p->fd, body, r->sent ? r->sent : r->len, 1);
 	free(body);
 	if (r->fin)
 		shutdown(p->fd, SHUT_WR);
