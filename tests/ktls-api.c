@@ -44,7 +44,20 @@
  * with LD_PRELOAD and KTLS_FAULT set (KTLS_FAULT_SO, default: next to
  * this program).
  *
- *   ktls-api [--list] [--case a,b] [--tls12|--tls13] [--mode ktls|user]
+ * --mode auto (issue #14, under a config with ktls = auto): nothing may be
+ * offloaded after the handshake; then the warm-up (kt_warm(): 4 records
+ * of 16 KiB each way, read completely and checked) moves the directions
+ * --warmup names (both, tx or rx: the client's; the session must report
+ * exactly those), and the row runs unchanged with the outcome it has
+ * under KTLS.  Rows that need a direction the warm-up left in userspace
+ * are skipped (auto_needs).  The auto-* rows have no warm-up (R_NO_WARMUP):
+ * the move happens in the middle of their own sequence (a "W" step of
+ * the key update scripts, the 4th corked 16 KiB record, a record pending
+ * after GNUTLS_E_AGAIN, send_file, recv_file), and what moved is checked
+ * at the end (end_auto); under --mode ktls and user they run as they are.
+ *
+ *   ktls-api [--list] [--case a,b] [--tls12|--tls13]
+ *            [--mode ktls|user|auto [--warmup both|tx|rx]]
  *
  * Output: one line per row and version, "PASS: name tls13 ktls",
  * "FAIL: ... (why)" or "SKIP: ... (why)"; exit 1 if a row failed.
@@ -90,11 +103,17 @@
 #define M_KTLS 1u
 #define M_USER 2u
 #define MB (M_KTLS | M_USER)
+#define M_AUTO 4u		/* only under --mode auto (MB rows run there too) */
 
 /* row flags */
 #define R_PEER_WAIT 1u		/* the peer reads only after ctl 'g' */
 #define R_PEER_KTLS 2u		/* the server is under test too (set_int) */
 #define R_ROOT 4u		/* needs root (skipped otherwise) */
+#define R_NO_WARMUP 8u		/* --mode auto: the row itself moves the traffic */
+
+/* end_auto: what the session under test reports when the row succeeded
+ * (--mode auto: these directions; ktls, user: as after the handshake) */
+#define END_CHECK 0x100u
 
 #define SEED_C UINT64_C(0x6a09e667f3bcc908)	/* client -> server */
 #define SEED_S UINT64_C(0xbb67ae8584caa73b)	/* server -> client */
@@ -124,6 +143,10 @@ struct row {
 	unsigned peer_slow_us;		/* sink: sleep per read */
 	size_t max_recv;		/* client record size limit, 0: none */
 	unsigned init_flags;		/* extra gnutls_init() flags (client) */
+	unsigned auto_needs;		/* --mode auto: directions the warm-up
+					 * must have moved, else SKIP */
+	unsigned end_auto;		/* END_CHECK | GNUTLS_KTLS_*: at the end */
+	int peer_rcvbuf;		/* the peer's SO_RCVBUF, 0: default */
 	const char *notes;
 };
 
@@ -131,6 +154,9 @@ struct fx {
 	const struct row *r;
 	int tls13, ktls, rekey, server;
 	int reference;		/* both ends in userspace: the reference run */
+	int auto_mode;		/* --mode auto (ktls is 1 too) */
+	unsigned warm;		/* --mode auto: the client's directions to move */
+	unsigned want;		/* this end's KTLS flags after session_open */
 	gnutls_session_t s;
 	int fd, ctl;
 	pid_t peer;
@@ -376,13 +402,29 @@ static int session_open(struct fx *f, int server, int under_test)
 
 	ret = gnutls_transport_is_ktls_enabled(s);
 	want = 0;
-	if (under_test && f->ktls)
+	/* ktls = auto: nothing moves at the end of the handshake */
+	if (under_test && f->ktls && !f->auto_mode)
 		want = f->r->ktls_flags ? f->r->ktls_flags : GNUTLS_KTLS_DUPLEX;
 	CHECK(ret == want, "%s: gnutls_transport_is_ktls_enabled() = %d, expected %d",
 	      server ? "server" : "client", ret, want);
 	CHECK((gnutls_protocol_get_version(s) == GNUTLS_TLS1_3) == f->tls13,
 	      "negotiated %s", gnutls_protocol_get_name(
 		      gnutls_protocol_get_version(s)));
+	if (f->auto_mode && !(f->r->flags & R_NO_WARMUP)) {
+		/* both ends, the same records; in the reference run too */
+		unsigned dirs = server ? kt_mirror_dirs(f->warm) : f->warm;
+
+		if (kt_warm(s, f->fd, server, (f->warm & GNUTLS_KTLS_SEND) != 0,
+			    (f->warm & GNUTLS_KTLS_RECV) != 0) < 0)
+			return E_REPORTED;
+		if (under_test)
+			want = dirs & (f->r->ktls_flags ? (unsigned)f->r->ktls_flags :
+				       GNUTLS_KTLS_DUPLEX);
+		if (kt_expect_ktls(s, want, server ? "server after the warm-up" :
+				   "client after the warm-up") < 0)
+			return E_REPORTED;
+	}
+	f->want = want;
 	return 0;
 }
 
@@ -634,7 +676,10 @@ static int c_cork_sendfile(struct fx *f)
 	}
 	if (!go && (f->r->flags & R_PEER_WAIT) && ctl_put(f, 'g') < 0)
 		return E_REPORTED;
-	CHECK(gnutls_record_check_corked(f->s) >= 3 || f->ktls,
+	/* under KTLS TX (ktls = auto: send_file moves TX) the corked data
+	 * went out first */
+	CHECK(gnutls_record_check_corked(f->s) >= 3 ||
+	      (gnutls_transport_is_ktls_enabled(f->s) & GNUTLS_KTLS_SEND),
 	      "gnutls_record_check_corked() = %zu after send_file",
 	      gnutls_record_check_corked(f->s));
 	if (nb) {
@@ -919,8 +964,7 @@ static int c_transport_same(struct fx *f)
 	int r;
 
 	gnutls_transport_set_int(f->s, f->fd);
-	CHECK(gnutls_transport_is_ktls_enabled(f->s) ==
-	      (f->ktls ? GNUTLS_KTLS_DUPLEX : 0),
+	CHECK((unsigned)gnutls_transport_is_ktls_enabled(f->s) == f->want,
 	      "flags after set_int(samefd): %d", gnutls_transport_is_ktls_enabled(f->s));
 	r = send_all(f, "PING", 4);
 	if (r < 0)
@@ -1005,6 +1049,26 @@ static int ku_run(struct fx *f)
 	snprintf(seq, sizeof(seq), "%s", f->r->seq);
 	set_nonblock(f->fd, 1);
 	for (tok = strtok_r(seq, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
+		if (tok[0] == 'W') {
+			/* both ends: bulk each way (ktls = auto: both
+			 * directions of both ends move here, with the keys
+			 * of the updates so far) */
+			unsigned want = f->ktls && !f->reference ?
+					GNUTLS_KTLS_DUPLEX : 0;
+
+			if (kt_warm(f->s, f->fd, f->server, 1, 1) < 0 ||
+			    kt_expect_ktls(f->s, want, f->server ?
+					   "server after W" : "client after W") < 0)
+				return E_REPORTED;
+			if (f->auto_mode) {
+				/* the updates before W were in userspace */
+				if (refused)
+					return gerr("a key update refused before the move",
+						    first);
+				updates = 0;
+			}
+			goto between;
+		}
 		ku_step_flags(tok, &client, &fl);
 		if (client != !f->server)
 			goto between;
@@ -1726,6 +1790,109 @@ static int c_tiny(struct fx *f)
 	return finish_sink(f, &exp);
 }
 
+/* ---- 11. ktls = auto: the move in the middle of the row ---- */
+
+/* 6 rounds of cork, 16 x 1 KiB, uncork(WAIT): one full record each;
+ * ktls = auto moves TX with the 4th (not before) */
+static int c_cork_bulk(struct fx *f)
+{
+	static unsigned char buf[16384];
+	struct kt_stream st;
+	struct dg exp;
+	char what[64];
+	ssize_t n;
+	int r;
+
+	kt_stream_init(&st, SEED_C);
+	dg_init(&exp);
+	for (unsigned i = 0; i < 6; i++) {
+		kt_stream_fill(&st, buf, sizeof(buf));
+		dg_add(&exp, buf, sizeof(buf));
+		gnutls_record_cork(f->s);
+		for (size_t off = 0; off < sizeof(buf); off += 1024) {
+			n = gnutls_record_send(f->s, buf + off, 1024);
+			CHECK(n == 1024, "corked send = %zd (%s)", n, oname((int)n));
+		}
+		r = uncork_wait(f);
+		if (r < 0)
+			return r;
+		snprintf(what, sizeof(what), "after uncork %u", i + 1);
+		if (kt_expect_ktls(f->s, !f->auto_mode || f->reference ? f->want :
+				   i + 1 >= KT_WARM_RECORDS ? GNUTLS_KTLS_SEND : 0,
+				   what) < 0)
+			return E_REPORTED;
+	}
+	return finish_sink(f, &exp);
+}
+
+/* 12 full records on a non-blocking socket whose peer (tiny receive
+ * buffer) starts late: the first GNUTLS_E_AGAIN leaves a record pending
+ * in userspace, retried with the same arguments (3 more times while the
+ * socket stays full: ktls = auto counts them as bulk calls, so the move
+ * becomes due with the record still pending); it must wait for the
+ * record boundary: TX never moves while a userspace record is pending.
+ * variant 1: the retries are gnutls_record_send(s, NULL, 0) (not counted:
+ * the move comes with the 4th full call after them) */
+static int c_again_move(struct fx *f)
+{
+	static unsigned char buf[12 * 16384];
+	struct kt_stream st;
+	struct dg exp;
+	size_t total = 0;
+	int go = 0, again = 0, retries = 0, first_user = -1, pending = 0;
+	unsigned before, after;
+	ssize_t n;
+
+	kt_stream_init(&st, SEED_C);
+	kt_stream_fill(&st, buf, sizeof(buf));
+	set_sndbuf(f, f->r->sndbuf);
+	set_nonblock(f->fd, 1);
+	while (total < sizeof(buf)) {
+		size_t k = sizeof(buf) - total < 16384 ? sizeof(buf) - total : 16384;
+
+		before = gnutls_transport_is_ktls_enabled(f->s);
+		if (pending && f->r->variant == 1)
+			n = gnutls_record_send(f->s, NULL, 0);
+		else
+			n = gnutls_record_send(f->s, buf + total, k);
+		after = gnutls_transport_is_ktls_enabled(f->s);
+		pending = is_retry(n);
+		if (is_retry(n)) {
+			again++;
+			if (first_user < 0)
+				first_user = !(before & GNUTLS_KTLS_SEND);
+			CHECK((before & GNUTLS_KTLS_SEND) || !(after & GNUTLS_KTLS_SEND),
+			      "TX moved to the kernel while a record was pending in userspace (%s after %zu bytes)",
+			      oname((int)n), total);
+			if (!go) {
+				if (++retries <= 3) {
+					usleep(20000);
+					continue;	/* still full: AGAIN */
+				}
+				if (ctl_put(f, 'g') < 0)
+					return E_REPORTED;
+				go = 1;
+			}
+			if (wait_session(f) < 0)
+				return E_REPORTED;
+			continue;
+		}
+		if (n < 0)
+			return (int)n;
+		CHECK(n > 0 && (size_t)n <= k, "send returned %zd of %zu", n, k);
+		total += n;
+	}
+	if (!go && ctl_put(f, 'g') < 0)
+		return E_REPORTED;
+	set_nonblock(f->fd, 0);
+	CHECK(again > 0, "never GNUTLS_E_AGAIN (socket not full?)");
+	CHECK(!f->auto_mode || f->reference || first_user == 1,
+	      "the first GNUTLS_E_AGAIN came from the kernel: the row needs a record pending in userspace");
+	dg_init(&exp);
+	dg_add(&exp, buf, sizeof(buf));
+	return finish_sink(f, &exp);
+}
+
 /* ---- the table ---- */
 
 #define NOTE_TRANSPORT "under KTLS the session fails closed (documented stricter error): the kernel socket holds the keys, the new transport cannot be used"
@@ -1806,30 +1973,37 @@ static const struct row base_rows[] = {
 	  .variant = 0, .expect = "GNUTLS_E_SUCCESS",
 	  .expect_norekey = "GNUTLS_E_RECORD_LIMIT_REACHED",
 	  .skip_user = "the write sequence number moved in userspace breaks the wire",
+	  .auto_needs = GNUTLS_KTLS_SEND,
 	  .prio = ":-CIPHER-ALL:+AES-256-GCM" },
 	{ .name = "usage-limit-send-file", .vers = V13, .modes = MB, .client = c_limit,
 	  .variant = 1, .expect = "GNUTLS_E_SUCCESS",
 	  .expect_norekey = "GNUTLS_E_RECORD_LIMIT_REACHED",
 	  .skip_user = "the write sequence number moved in userspace breaks the wire",
+	  .auto_needs = GNUTLS_KTLS_SEND,
 	  .prio = ":-CIPHER-ALL:+AES-128-GCM" },
 	{ .name = "usage-limit-chacha20-exempt", .vers = V13, .modes = MB, .client = c_limit,
 	  .variant = 2, .expect = "GNUTLS_E_SUCCESS",
 	  .skip_user = "the write sequence number moved in userspace breaks the wire",
+	  .auto_needs = GNUTLS_KTLS_SEND,
 	  .prio = ":-CIPHER-ALL:+CHACHA20-POLY1305" },
 	{ .name = "usage-limit-no-auto-rekey-exempt", .vers = V13, .modes = MB,
 	  .client = c_limit, .variant = 2, .init_flags = GNUTLS_NO_AUTO_REKEY,
 	  .expect = "GNUTLS_E_SUCCESS",
 	  .skip_user = "the write sequence number moved in userspace breaks the wire",
+	  .auto_needs = GNUTLS_KTLS_SEND,
 	  .prio = ":-CIPHER-ALL:+AES-256-GCM" },
 	{ .name = "no-cmsg", .vers = VB, .modes = M_KTLS, .client = c_no_cmsg,
 	  .peer = p_records, .fault = "recvmsg:tls=NOCMSG@2+", .expect = "fatal",
+	  .auto_needs = GNUTLS_KTLS_RECV,
 	  .notes = "a record without its TLS_GET_RECORD_TYPE cmsg: a fatal error, not data" },
 	{ .name = "ctrunc", .vers = VB, .modes = M_KTLS, .client = c_no_cmsg,
 	  .peer = p_records, .fault = "recvmsg:tls=CTRUNC@2+", .expect = "fatal",
+	  .auto_needs = GNUTLS_KTLS_RECV,
 	  .notes = "MSG_CTRUNC: a fatal error, not data" },
 	{ .name = "peek-ebadmsg-after-keyupdate", .vers = V13, .modes = M_KTLS,
 	  .client = c_peek_after_ku, .peer = p_ku_then_data,
 	  .fault = "recvmsg:tlspeek=EBADMSG@1+", .expect = "fatal",
+	  .auto_needs = GNUTLS_KTLS_RECV,
 	  .expect_norekey = "GNUTLS_E_UNIMPLEMENTED_FEATURE",
 	  .notes = "a MSG_PEEK recvmsg fails with EBADMSG after the peer's KeyUpdate: an error, no hang" },
 	{ .name = "record-size-limit-512", .vers = VB, .modes = MB,
@@ -1852,6 +2026,40 @@ static const struct row base_rows[] = {
 	  .expect = "GNUTLS_E_SUCCESS" },
 	{ .name = "zero-and-one-byte-records", .vers = VB, .modes = MB, .client = c_tiny,
 	  .expect = "GNUTLS_E_SUCCESS" },
+	/* ktls = auto: the move in the middle of the row (no warm-up);
+	 * under ktls and user nothing moves and the outcome is the same */
+	{ .name = "auto-cork-16x1k-moves-tx", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_cork_bulk, .flags = R_NO_WARMUP, .expect = "GNUTLS_E_SUCCESS",
+	  .end_auto = END_CHECK | GNUTLS_KTLS_SEND,
+	  .notes = "6 x (cork, 16 x 1 KiB, uncork): auto moves TX with the 4th full record, not before" },
+	{ .name = "auto-again-pending-move", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_again_move, .flags = R_NO_WARMUP | R_PEER_WAIT, .sndbuf = 4096,
+	  .peer_rcvbuf = 4096, .expect = "GNUTLS_E_SUCCESS",
+	  .end_auto = END_CHECK | GNUTLS_KTLS_SEND,
+	  .notes = "a record pending after AGAIN (retried with the same arguments) while the move is due: TX moves at the next record boundary, no byte lost or repeated" },
+	{ .name = "auto-again-pending-null-retry", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_again_move, .variant = 1, .flags = R_NO_WARMUP | R_PEER_WAIT,
+	  .sndbuf = 4096, .peer_rcvbuf = 4096, .expect = "GNUTLS_E_SUCCESS",
+	  .end_auto = END_CHECK | GNUTLS_KTLS_SEND,
+	  .notes = "the same, retried with send(NULL, 0)" },
+	{ .name = "auto-uncork-nowait-moves-tx", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_uncork_nowait, .arg = 256 << 10, .flags = R_NO_WARMUP | R_PEER_WAIT,
+	  .sndbuf = 4096, .expect = "GNUTLS_E_SUCCESS",
+	  .end_auto = END_CHECK | GNUTLS_KTLS_SEND,
+	  .notes = "256 KiB corked, uncork(0) on a full socket: TX moves with the 4th record of the uncork" },
+	{ .name = "auto-cork-sendfile-moves-tx", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_cork_sendfile, .arg = 1 << 20, .flags = R_NO_WARMUP,
+	  .expect = "GNUTLS_E_SUCCESS", .end_auto = END_CHECK | GNUTLS_KTLS_SEND,
+	  .notes = "cork, HDR, send_file 1 MiB as the first bulk call: moves TX, HDR first" },
+	{ .name = "auto-sendfile-nonblock-moves-tx", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_cork_sendfile, .arg = 1 << 20, .variant = 1, .sndbuf = 16384,
+	  .peer_slow_us = 200, .flags = R_NO_WARMUP, .expect = "GNUTLS_E_SUCCESS",
+	  .end_auto = END_CHECK | GNUTLS_KTLS_SEND },
+	{ .name = "auto-recv-file-no-splice", .vers = VB, .modes = M_AUTO,
+	  .client = c_recv_file, .peer = p_source, .arg = 8 << 20,
+	  .fault = "splice:tls=EIO", .flags = R_NO_WARMUP, .expect = "GNUTLS_E_SUCCESS",
+	  .end_auto = END_CHECK | GNUTLS_KTLS_RECV,
+	  .notes = "ktls = auto: recv_file reads with recvmsg + write, also after RX moved (every splice on the socket fails)" },
 };
 
 /* the key update rows: generated */
@@ -1866,6 +2074,7 @@ static void add_row(const struct row *r)
 	rows[nrows++] = *r;
 }
 
+/* steps with a W (ktls = auto: the move): auto-ku-..., no warm-up */
 static void add_ku(const char *const *steps, int n, int variant)
 {
 	static const char *const vname[] = { "", "-nodata", "-cork" };
@@ -1874,6 +2083,13 @@ static void add_ku(const char *const *steps, int n, int variant)
 			 .flags = R_PEER_KTLS, .expect = "reference",
 			 .expect_norekey = "GNUTLS_E_UNIMPLEMENTED_FEATURE",
 			 .variant = variant };
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(steps[i], "W") == 0) {
+			strcpy(name, "auto-ku");
+			r.modes = MB | M_AUTO;
+			r.flags |= R_NO_WARMUP;
+		}
 
 	for (int i = 0; i < n; i++) {
 		strcat(name, "-");
@@ -1921,6 +2137,20 @@ static void build_rows(void)
 			seq[i] = st[x % 4];
 		}
 		add_ku(seq, n, k % 3 == 2 ? 2 : 0);
+	}
+	/* ktls = auto: key updates in userspace, the move (W), key updates
+	 * in the kernel (on kernels without rekey: refused after W only) */
+	{
+		static const char *const w[][6] = {
+			{ "C", "W", "C" }, { "Cp", "W", "Cp" }, { "S", "W", "S" },
+			{ "Sp", "W", "Sp" }, { "C", "Sp", "W", "Cp", "S" },
+		};
+		static const int wn[] = { 3, 3, 3, 3, 5 };
+
+		for (size_t i = 0; i < sizeof(wn) / sizeof(wn[0]); i++)
+			add_ku(w[i], wn[i], 0);
+		add_ku(w[1], 3, 2);
+		add_ku(w[4], 5, 1);
 	}
 }
 
@@ -1972,6 +2202,7 @@ static int peer_main(struct fx *f)
 
 static const char *self_path;
 static const char *mode_arg;
+static const char *warm_arg = "both";
 
 static int run_row1(struct fx *f);
 
@@ -2001,6 +2232,12 @@ static int run_row1(struct fx *f)
 
 	if (!f->ktls && f->r->skip_user) {
 		fprintf(stderr, "%s\n", f->r->skip_user);
+		return 77;
+	}
+	if (f->auto_mode && !(f->r->flags & R_NO_WARMUP) &&
+	    (f->r->auto_needs & ~f->warm)) {
+		fprintf(stderr, "needs %s in the kernel; the warm-up moves %s\n",
+			kt_dirs_name(f->r->auto_needs), kt_dirs_name(f->warm));
 		return 77;
 	}
 	if ((f->r->flags & R_ROOT) && (geteuid() != 0 || !getenv("KTLS_RUNNER") ||
@@ -2033,7 +2270,7 @@ static int run_row1(struct fx *f)
 			setenv("KTLS_FAULT", f->r->fault, 1);
 			execl(self_path, self_path, "--inner", "--case", f->r->name,
 			      f->tls13 ? "--tls13" : "--tls12", "--mode", mode_arg,
-			      (char *)NULL);
+			      "--warmup", warm_arg, (char *)NULL);
 			fprintf(stderr, "exec %s: %s\n", self_path, strerror(errno));
 			return 1;
 		}
@@ -2043,6 +2280,9 @@ static int run_row1(struct fx *f)
 	l = kt_loopback_listen(&a, 0, 1);
 	if (l < 0)
 		return kt_fail("listen: %s", strerror(errno)), 1;
+	if (f->r->peer_rcvbuf)	/* the accepted socket inherits it */
+		setsockopt(l, SOL_SOCKET, SO_RCVBUF, &f->r->peer_rcvbuf,
+			   sizeof(f->r->peer_rcvbuf));
 	f->peer = fork();
 	if (f->peer == 0) {
 		close(sv[0]);
@@ -2060,6 +2300,11 @@ static int run_row1(struct fx *f)
 	r = session_open(f, 0, 1);
 	if (r == 0)
 		r = f->r->client(f);
+	if (r == 0 && (f->r->end_auto & END_CHECK) &&
+	    kt_expect_ktls(f->s, f->auto_mode && !f->reference ?
+			   (f->r->end_auto & GNUTLS_KTLS_DUPLEX) : f->want,
+			   "at the end of the row") < 0)
+		r = E_REPORTED;
 	if (f->fd >= 0)
 		shutdown(f->fd, SHUT_RDWR);
 	close(f->ctl);
@@ -2120,7 +2365,8 @@ static void sysctl_restore(void)
 
 static void usage(FILE *o)
 {
-	fprintf(o, "usage: ktls-api [--list] [--case a,b] [--skip a,b] [--tls12|--tls13] [--mode ktls|user]\n"
+	fprintf(o, "usage: ktls-api [--list] [--case a,b] [--skip a,b] [--tls12|--tls13]\n"
+		"                [--mode ktls|user|auto [--warmup both|tx|rx]]\n"
 		"  (names may be shell patterns: --case 'ku-C*')\n");
 }
 
@@ -2149,7 +2395,8 @@ int main(int argc, char **argv)
 {
 	const char *cases = NULL, *skips = NULL;
 	unsigned vers = VB;
-	int list = 0, inner = 0, ktls = 1, failed = 0, ran = 0;
+	int list = 0, inner = 0, ktls = 1, auto_mode = 0, failed = 0, ran = 0;
+	unsigned warm = GNUTLS_KTLS_DUPLEX;
 	struct fx f;
 
 	self_path = argv[0];
@@ -2173,6 +2420,18 @@ int main(int argc, char **argv)
 				ktls = 1;
 			else if (!strcmp(mode_arg, "user"))
 				ktls = 0;
+			else if (!strcmp(mode_arg, "auto"))
+				ktls = auto_mode = 1;
+			else
+				return usage(stderr), 2;
+		} else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+			warm_arg = argv[++i];
+			if (!strcmp(warm_arg, "both"))
+				warm = GNUTLS_KTLS_DUPLEX;
+			else if (!strcmp(warm_arg, "tx"))
+				warm = GNUTLS_KTLS_SEND;
+			else if (!strcmp(warm_arg, "rx"))
+				warm = GNUTLS_KTLS_RECV;
 			else
 				return usage(stderr), 2;
 		} else if (!strcmp(argv[i], "--help"))
@@ -2185,9 +2444,11 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < nrows; i++) {
 			const struct row *r = &rows[i];
 
-			printf("%-40s %-9s %-9s expect %s", r->name,
+			printf("%-40s %-9s %-14s expect %s", r->name,
 			       r->vers == VB ? "tls12,13" : r->vers == V13 ? "tls13" : "tls12",
-			       r->modes == MB ? "ktls,user" : "ktls", r->expect);
+			       r->modes == (MB | M_AUTO) ? "ktls,user,auto" :
+			       r->modes == MB ? "ktls,user" : r->modes == M_AUTO ? "auto" :
+			       "ktls", r->expect);
 			if (r->expect_ktls)
 				printf(", under KTLS %s", r->expect_ktls);
 			if (r->expect_norekey)
@@ -2198,6 +2459,11 @@ int main(int argc, char **argv)
 				printf(" [steps %s%s]", r->seq,
 				       r->variant == 1 ? ", nothing between" :
 				       r->variant == 2 ? ", corked data between" : "");
+			if (r->end_auto & END_CHECK)
+				printf(" [auto: %s at the end]",
+				       kt_dirs_name(r->end_auto));
+			if (r->auto_needs)
+				printf(" [auto: needs %s moved]", kt_dirs_name(r->auto_needs));
 			if (r->notes)
 				printf(" -- %s", r->notes);
 			printf("\n");
@@ -2221,6 +2487,8 @@ int main(int argc, char **argv)
 	}
 	memset(&f, 0, sizeof(f));
 	f.ktls = ktls;
+	f.auto_mode = auto_mode;
+	f.warm = warm;
 	f.rekey = kt_kernel_can_rekey();
 	if (kt_make_x509_creds(&f.scred, &f.ccred) < 0)
 		return 1;
@@ -2238,7 +2506,7 @@ int main(int argc, char **argv)
 			if (!selected(cases, r->name) || !(vers & v) || !(r->vers & v) ||
 			    (skips && selected(skips, r->name)))
 				continue;
-			if (!(r->modes & (ktls ? M_KTLS : M_USER))) {
+			if (!(r->modes & (auto_mode ? M_KTLS | M_AUTO : ktls ? M_KTLS : M_USER))) {
 				if (!inner && cases)
 					printf("SKIP: %s tls1%c %s (KTLS only)\n", r->name,
 					       v == V13 ? '3' : '2', mode_arg);

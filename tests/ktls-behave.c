@@ -38,6 +38,16 @@
  *   --observer user  the client uses its own push/pull/pull_timeout
  *                    functions, which keeps it in userspace even with
  *                    ktls = true; asserts the flags are 0
+ *   --auto-warmup    ktls = auto (issue #14; run with a system config
+ *                    that has ktls = auto): after each handshake nothing
+ *                    may be offloaded; both ends then exchange 4 records
+ *                    of 16 KiB each way (kt_warm(), checked), which moves
+ *                    both directions of every end under KTLS to the
+ *                    kernel mid-session (asserted: RECV|SEND, 0 for the
+ *                    user observer and SRV_USER servers), and the case
+ *                    runs unchanged with the outcome it has under
+ *                    ktls = true (the sequence numbers the recv-seq cases
+ *                    expect count the warm-up's records)
  *
  * The server uses gnutls_transport_set_int() (under ktls = true its
  * record layer is offloaded too), except in the cases that need it in
@@ -58,6 +68,7 @@
  * Usage: ktls-behave --case NAME[,NAME...]|all [--tls12|--tls13]
  *                    [--observer ktls|user] [--kernel-rekey yes|no|auto]
  *                    [--rbuf BYTES] [--strict] [--verbose] [--list]
+ *                    [--auto-warmup] [--skip NAME[,NAME...]]
  *
  *   --kernel-rekey   whether the kernel can take new TLS 1.3 keys (Linux
  *                    >= 6.14); auto (default): kt_kernel_can_rekey()
@@ -123,6 +134,8 @@
 /* server flags */
 #define SRV_USER 1u	/* custom transport: stays in userspace */
 #define SRV_TICKETS 2u	/* session tickets enabled */
+#define SRV_LATE_TICKET 4u	/* TLS 1.3: none sent at the end of the handshake
+				 * (GNUTLS_NO_AUTO_SEND_TICKET) */
 
 /* ------------------------------------------------------------------ */
 
@@ -132,6 +145,7 @@ struct opts {
 	int kernel_rekey;
 	size_t rbuf;
 	int reader_file;	/* --reader file: gnutls_record_recv_file */
+	int auto_warm;		/* --auto-warmup: ktls = auto, moved by a warm-up */
 	int strict;
 	int verbose;
 };
@@ -427,7 +441,8 @@ static struct peer srv_open(struct fx *fx, unsigned flags)
 	p.fd = accept(fx->lfd, NULL, NULL);
 	if (p.fd < 0)
 		die(fx, "accept: %s", strerror(errno));
-	if (gnutls_init(&p.s, GNUTLS_SERVER) < 0 ||
+	if (gnutls_init(&p.s, GNUTLS_SERVER | ((flags & SRV_LATE_TICKET) ?
+					       GNUTLS_NO_AUTO_SEND_TICKET : 0)) < 0 ||
 	    gnutls_priority_set_direct(p.s, priority(fx->o), NULL) < 0 ||
 	    gnutls_credentials_set(p.s, GNUTLS_CRD_CERTIFICATE, fx->scred) < 0)
 		die(fx, "server session setup");
@@ -440,6 +455,15 @@ static struct peer srv_open(struct fx *fx, unsigned flags)
 	ret = handshake(p.s);
 	if (ret < 0)
 		die(fx, "server handshake: %s", gnutls_strerror_name(ret));
+	if (fx->o->auto_warm) {
+		/* ktls = auto: nothing moved yet; the warm-up moves both
+		 * directions of a server on gnutls_transport_set_int() */
+		if (kt_expect_ktls(p.s, 0, "server after the handshake") < 0 ||
+		    kt_warm(p.s, p.fd, 1, 1, 1) < 0 ||
+		    kt_expect_ktls(p.s, (flags & SRV_USER) ? 0 : GNUTLS_KTLS_DUPLEX,
+				   "server after the warm-up") < 0)
+			die(fx, "server warm-up");
+	}
 	note(fx, "server: %s, ktls flags %d", gnutls_cipher_get_name(
 		     gnutls_cipher_get(p.s)),
 	     (int)gnutls_transport_is_ktls_enabled(p.s));
@@ -475,7 +499,11 @@ static void srv_send_str(struct fx *fx, struct peer *p, const char *str)
 	srv_send(fx, p, str, strlen(str));
 }
 
-static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
+/* 0, or -1 when the client closed the connection first (may_close: it
+ * may give up at a record header, before the body is written; its half
+ * checks what it got) */
+static int raw_write2(struct fx *fx, int fd, const void *d, size_t n,
+		      int may_close)
 {
 	size_t off = 0;
 	ssize_t ret;
@@ -484,10 +512,20 @@ static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
 		ret = write(fd, (const char *)d + off, n - off);
 		if (ret < 0 && errno == EINTR)
 			continue;
+		if (ret < 0 && may_close && (errno == ECONNRESET || errno == EPIPE)) {
+			note(fx, "write: %s (the client is done)", strerror(errno));
+			return -1;
+		}
 		if (ret < 0)
 			die(fx, "write: %s", strerror(errno));
 		off += ret;
 	}
+	return 0;
+}
+
+static void raw_write(struct fx *fx, int fd, const void *d, size_t n)
+{
+	raw_write2(fx, fd, d, n, 0);
 }
 
 /* One record of the given type, encrypted by the kernel's TX. */
@@ -546,6 +584,13 @@ static struct peer cli_open(struct fx *fx, const gnutls_datum_t *resume)
 	if (ret < 0) {
 		die(fx, "client handshake: %s", gnutls_strerror_name(ret));
 		return p;
+	}
+	if (fx->o->auto_warm) {
+		if (kt_expect_ktls(p.s, 0, "observer after the handshake") < 0 ||
+		    kt_warm(p.s, p.fd, 0, 1, 1) < 0) {
+			die(fx, "observer warm-up");
+			return p;
+		}
 	}
 	flags = gnutls_transport_is_ktls_enabled(p.s);
 	if ((unsigned)flags != want) {
@@ -870,8 +915,8 @@ BODY(s_raw)
 
 	for (i = 0; i < r->len; i++)
 		body[i] = (unsigned char)(i * 37 + 11);
-	raw_write(fx, p->fd, hdr, sizeof(hdr));
-	raw_write(fx, p->fd, body, r->sent ? r->sent : r->len);
+	if (raw_write2(fx, p->fd, hdr, sizeof(hdr), 1) == 0)
+		raw_write2(fx, p->fd, body, r->sent ? r->sent : r->len, 1);
 	free(body);
 	if (r->fin)
 		shutdown(p->fd, SHUT_WR);
@@ -1574,6 +1619,52 @@ BODY(c_tickets)
 	peer_close(&p1);
 }
 
+/* TLS 1.3: the only ticket comes after the handshake (and, with
+ * --auto-warmup, after the move), between data, through the observer's
+ * RX path; connection 2 resumes with it */
+BODY(s_ticket_late)
+{
+	struct peer p1, p2;
+
+	p1 = srv_open(fx, SRV_TICKETS | SRV_LATE_TICKET);
+	srv_send_str(fx, &p1, "hello");
+	expect_rc(fx, "gnutls_session_ticket_send",
+		  gnutls_session_ticket_send(p1.s, 1, 0), 0);
+	srv_send_str(fx, &p1, "after");
+	p2 = srv_open(fx, SRV_TICKETS | SRV_LATE_TICKET);
+	if (!gnutls_session_is_resumed(p2.s))
+		fail(fx, "connection 2: expected resumed, got a full handshake");
+	srv_send_str(fx, &p2, "hello2");
+	sync_wait(fx, IO_TIMEOUT_MS * 2);
+	peer_close(&p2);
+	peer_close(&p1);
+}
+
+BODY(c_ticket_late)
+{
+	struct peer p1, p2;
+	gnutls_datum_t d = { NULL, 0 };
+	int ret;
+
+	p1 = cli_open(fx, NULL);
+	if (fx->failed)
+		return;
+	expect_str(fx, "conn1 recv", p1.s, "hello");
+	expect_str(fx, "conn1 recv after the ticket", p1.s, "after");
+	ret = gnutls_session_get_data2(p1.s, &d);
+	if (expect_rc(fx, "gnutls_session_get_data2", ret, 0) < 0)
+		return;
+	p2 = cli_open(fx, &d);
+	gnutls_free(d.data);
+	if (fx->failed)
+		return;
+	expect_rc(fx, "conn2 gnutls_session_is_resumed",
+		  gnutls_session_is_resumed(p2.s), 1);
+	expect_str(fx, "conn2 recv", p2.s, "hello2");
+	peer_close(&p2);
+	peer_close(&p1);
+}
+
 /* c->in.ku_flags: of gnutls_session_key_update (0 or GNUTLS_KU_PEER) */
 BODY(s_key_update)
 {
@@ -1906,8 +1997,10 @@ BODY(s_three_records)
 
 static uint64_t seq_base(struct fx *fx)
 {
-	/* TLS 1.2: the Finished message was record 0 of the epoch */
-	return fx->o->vers == V12 ? 1 : 0;
+	/* TLS 1.2: the Finished message was record 0 of the epoch; then
+	 * the server's warm-up records */
+	return (fx->o->vers == V12 ? 1 : 0) +
+	       (fx->o->auto_warm ? KT_WARM_RECORDS : 0);
 }
 
 BODY(c_recv_seq)
@@ -2333,6 +2426,10 @@ static const struct bcase cases[] = {
 	{ "ticket-resumption", VBOTH, s_tickets, c_tickets,
 	  .fx = FX_MANUAL,
 	  .what = "ticket from connection 1 resumes connection 2" },
+	{ "ticket-after-handshake", V13, s_ticket_late, c_ticket_late,
+	  .fx = FX_MANUAL,
+	  .what = "the only ticket sent between data after the handshake "
+		"(gnutls_session_ticket_send) resumes connection 2" },
 	{ "key-update-from-peer", V13, s_key_update, c_key_update,
 	  .srv = SRV_USER,
 	  .greeting = "before",
@@ -2591,8 +2688,8 @@ static void usage(FILE *f)
 		"                   [--observer ktls|user] "
 		"[--kernel-rekey yes|no|auto]\n"
 		"                   [--rbuf BYTES] [--reader recv|file] "
-		"[--strict]\n"
-		"                   [--verbose] [--list]\n");
+		"[--strict] [--auto-warmup]\n"
+		"                   [--skip NAME,...] [--verbose] [--list]\n");
 }
 
 int main(int argc, char **argv)
@@ -2606,13 +2703,15 @@ int main(int argc, char **argv)
 		{ "rbuf", required_argument, NULL, 'b' },
 		{ "reader", required_argument, NULL, 'r' },
 		{ "strict", no_argument, NULL, 's' },
+		{ "auto-warmup", no_argument, NULL, 'a' },
+		{ "skip", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct opts o = { .vers = V13, .kernel_rekey = -1, .rbuf = 65536 };
-	const char *name = NULL;
+	const char *name = NULL, *skip = NULL;
 	int opt, list = 0, fails = 0, xfails = 0, ran = 0;
 	unsigned i;
 
@@ -2661,6 +2760,12 @@ int main(int argc, char **argv)
 		case 's':
 			o.strict = 1;
 			break;
+		case 'a':
+			o.auto_warm = 1;
+			break;
+		case 'S':
+			skip = optarg;
+			break;
 		case 'v':
 			o.verbose = 1;
 			break;
@@ -2700,6 +2805,8 @@ int main(int argc, char **argv)
 		int r;
 
 		if (strcmp(name, "all") != 0 && !name_listed(name, cases[i].name))
+			continue;
+		if (skip && name_listed(skip, cases[i].name))
 			continue;
 		ran++;
 		r = run_case(&o, &cases[i]);

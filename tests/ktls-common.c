@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
+#include <gnutls/socket.h>
 
 #include "ktls-common.h"
 
@@ -466,4 +468,119 @@ double kt_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- ktls = auto ---- */
+
+#define WARM_SEED_C2S UINT64_C(0x3c6ef372fe94f82b)
+#define WARM_SEED_S2C UINT64_C(0xa54ff53a5f1d36f1)
+#define WARM_WAIT_MS 30000
+
+unsigned kt_mirror_dirs(unsigned dirs)
+{
+	return ((dirs & GNUTLS_KTLS_RECV) ? GNUTLS_KTLS_SEND : 0) |
+	       ((dirs & GNUTLS_KTLS_SEND) ? GNUTLS_KTLS_RECV : 0);
+}
+
+const char *kt_dirs_name(unsigned dirs)
+{
+	switch (dirs & GNUTLS_KTLS_DUPLEX) {
+	case GNUTLS_KTLS_DUPLEX: return "RECV|SEND";
+	case GNUTLS_KTLS_RECV: return "RECV";
+	case GNUTLS_KTLS_SEND: return "SEND";
+	default: return "none";
+	}
+}
+
+/* GNUTLS_E_AGAIN on a non-blocking socket (or after a post-handshake
+ * message on a blocking one): wait for the direction GnuTLS waits for */
+static int warm_wait(gnutls_session_t s, int fd)
+{
+	struct pollfd p = { .fd = fd, .events =
+		gnutls_record_get_direction(s) ? POLLOUT : POLLIN };
+	int r;
+
+	if (gnutls_record_check_pending(s) > 0)
+		return 0;
+	do
+		r = poll(&p, 1, WARM_WAIT_MS);
+	while (r < 0 && errno == EINTR);
+	return r > 0 ? 0 : kt_fail("warm-up: no progress in %d ms", WARM_WAIT_MS);
+}
+
+static int warm_send(gnutls_session_t s, int fd, uint64_t seed)
+{
+	static __thread unsigned char buf[KT_WARM_RECORD];
+	struct kt_stream st;
+	ssize_t n;
+
+	kt_stream_init(&st, seed);
+	for (unsigned i = 0; i < KT_WARM_RECORDS; i++) {
+		size_t done = 0;
+
+		kt_stream_fill(&st, buf, sizeof(buf));
+		while (done < sizeof(buf)) {
+			/* a retry after AGAIN: the same arguments */
+			n = gnutls_record_send(s, buf + done, sizeof(buf) - done);
+			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+				if (warm_wait(s, fd) < 0)
+					return -1;
+				continue;
+			}
+			if (n <= 0)
+				return kt_fail("warm-up: send of record %u: %s", i,
+					       n < 0 ? kt_ename((int)n) : "0");
+			done += n;
+		}
+	}
+	return 0;
+}
+
+static int warm_recv(gnutls_session_t s, int fd, uint64_t seed)
+{
+	static __thread unsigned char buf[KT_WARM_RECORD * 2];
+	struct kt_stream st;
+	uint64_t left = (uint64_t)KT_WARM_RECORDS * KT_WARM_RECORD, at = 0;
+	size_t bad;
+	ssize_t n;
+
+	kt_stream_init(&st, seed);
+	while (left > 0) {
+		n = gnutls_record_recv(s, buf, left < sizeof(buf) ? left : sizeof(buf));
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+			if (warm_wait(s, fd) < 0)
+				return -1;
+			continue;
+		}
+		if (n <= 0)
+			return kt_fail("warm-up: recv after %" PRIu64 " bytes: %s", at,
+				       n < 0 ? kt_ename((int)n) : "EOF");
+		bad = kt_stream_check(&st, buf, n);
+		if (bad)
+			return kt_fail("warm-up: byte %" PRIu64 " differs", at + bad - 1);
+		at += n;
+		left -= n;
+	}
+	return 0;
+}
+
+int kt_warm(gnutls_session_t s, int fd, int server, int c2s, int s2c)
+{
+	if (c2s && (server ? warm_recv(s, fd, WARM_SEED_C2S) :
+			     warm_send(s, fd, WARM_SEED_C2S)) < 0)
+		return -1;
+	if (s2c && (server ? warm_send(s, fd, WARM_SEED_S2C) :
+			     warm_recv(s, fd, WARM_SEED_S2C)) < 0)
+		return -1;
+	return 0;
+}
+
+int kt_expect_ktls(gnutls_session_t s, unsigned want, const char *what)
+{
+	unsigned got = gnutls_transport_is_ktls_enabled(s);
+
+	if (got == want)
+		return 0;
+	return kt_fail("%s: gnutls_transport_is_ktls_enabled() = %u (%s), expected %u (%s)",
+		       what, got, kt_dirs_name(got), want, kt_dirs_name(want));
 }

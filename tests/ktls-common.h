@@ -33,6 +33,10 @@
  *   kernel        kt_kernel_can_rekey(): whether the kernel takes new
  *                 TLS 1.3 keys (KTLS_REKEY, as tests/ktls-suite exports
  *                 it, else Linux >= 6.14)
+ *   ktls = auto   kt_warm(): full-size records each way, read completely
+ *                 and checked, so that each direction moves to the
+ *                 kernel mid-session (ktls = auto: 4 full records in a
+ *                 row), and the check of what moved
  *
  * All functions are thread-safe except kt_stream_* on the same stream.
  */
@@ -153,6 +157,29 @@ void kt_hex(char *out, const unsigned char *hash);
  * KTLS_REKEY=yes|no when set (tests/ktls-suite sets it), else whether
  * uname -r is >= 6.14. */
 int kt_kernel_can_rekey(void);
+
+/* ---- ktls = auto ---- */
+
+/* Full records in a row after which ktls = auto moves a direction (the
+ * library's KTLS_AUTO_BULK_RECORDS), and their size. */
+#define KT_WARM_RECORDS 4
+#define KT_WARM_RECORD 16384
+/* Directions of a session (GNUTLS_KTLS_RECV / _SEND) as seen by its peer:
+ * my TX is its RX. */
+unsigned kt_mirror_dirs(unsigned dirs);
+/* The warm-up of a session of either end (server: which end s is), on
+ * fd (blocking or not): if c2s, the client sends KT_WARM_RECORDS records
+ * of KT_WARM_RECORD bytes (one gnutls_record_send() each) and the server
+ * reads all of them, checked byte by byte; then the same from the server
+ * if s2c.  Both ends must call it with the same c2s, s2c.  0 or
+ * kt_fail()'s -1. */
+int kt_warm(gnutls_session_t s, int fd, int server, int c2s, int s2c);
+/* gnutls_transport_is_ktls_enabled(s) must be want: 0 or kt_fail()'s -1
+ * ("<what>: gnutls_transport_is_ktls_enabled() = 1 (RECV), expected
+ * ..."). */
+int kt_expect_ktls(gnutls_session_t s, unsigned want, const char *what);
+/* "RECV|SEND", "RECV", "SEND" or "none" */
+const char *kt_dirs_name(unsigned dirs);
 
 /* CLOCK_MONOTONIC in seconds. */
 double kt_now(void);
