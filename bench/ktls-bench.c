@@ -47,7 +47,11 @@
  *             (64 KiB..1 MiB, a fixed pseudo-random sequence) in a second
  *             write; every fourth is a write, the request followed by
  *             its data (64 KiB..1 MiB, one write call), which the server
- *             acknowledges with a 16 B reply.  bytes = data both ways
+ *             acknowledges with a 16 B reply.  bytes = data both ways.
+ *             --seed N shuffles the lengths of the reads among the reads
+ *             and those of the writes among the writes (the same bytes and
+ *             commands in another order), to sample other interleavings
+ *             of the two ends
  *   afalg     no TLS: the kernel's AEAD (AF_ALG, the algorithm KTLS uses
  *             for --cipher) encrypts --size bytes in 16 KiB records with a
  *             13-byte AAD, as KTLS TX does: the floor for send_file.
@@ -150,6 +154,7 @@ static struct {
 	int verify_after;	/* check the stream after the timed section */
 	int splice;		/* afalg: splice the plaintext in */
 	unsigned cork;		/* bulk, GnuTLS: cork this many chunks */
+	unsigned long seed;	/* mixed: which sequence of lengths */
 } o = {.chunk = 16384, .msg = 64, .count = 2000, .size = 32 << 20 };
 
 /* What each side measured in the data phase. */
@@ -251,16 +256,57 @@ static void check(const unsigned char *b, size_t n, uint64_t pos)
 #define MIXED_MAX (1 << 20)
 #define MIXED_REQ 64
 #define MIXED_REPLY 16
-static uint32_t mixed_len(unsigned long i)
+static int mixed_is_write(unsigned long i)
+{
+	return i % 4 == 3;
+}
+
+static uint32_t *mixed_lens;
+
+static uint32_t mixed_len0(unsigned long i)
 {
 	uint32_t x = (uint32_t)(i + 1) * 2654435761u;
 	x ^= x >> 13;
 	return (64u << 10) << (x % 5);
 }
 
-static int mixed_is_write(unsigned long i)
+/* the lengths of seed 0; another seed shuffles them among the commands of
+ * the same kind (Fisher-Yates, a fixed LCG) */
+static int mixed_setup(void)
 {
-	return i % 4 == 3;
+	uint64_t r = o.seed * 6364136223846793005ull + 1442695040888963407ull;
+
+	mixed_lens = malloc((o.count ? o.count : 1) * sizeof(*mixed_lens));
+	if (!mixed_lens)
+		return -1;
+	for (unsigned long i = 0; i < o.count; i++)
+		mixed_lens[i] = mixed_len0(i);
+	if (!o.seed)
+		return 0;
+	for (int w = 0; w < 2; w++) {
+		for (unsigned long i = o.count; i-- > 0;) {
+			if (mixed_is_write(i) != w)
+				continue;
+			/* pick j among the commands of this kind in [0, i] */
+			unsigned long n = 0, j;
+			for (j = 0; j <= i; j++)
+				n += mixed_is_write(j) == w;
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			unsigned long k = (r >> 33) % n;
+			for (j = 0;; j++)
+				if (mixed_is_write(j) == w && k-- == 0)
+					break;
+			uint32_t t = mixed_lens[i];
+			mixed_lens[i] = mixed_lens[j];
+			mixed_lens[j] = t;
+		}
+	}
+	return 0;
+}
+
+static uint32_t mixed_len(unsigned long i)
+{
+	return mixed_lens[i];
 }
 
 static uint64_t mixed_total(void)
@@ -925,7 +971,7 @@ static void usage(void)
 		"[--chunk BYTES]\n"
 		"  [--msg BYTES] [--count N] --cert PEM --key PEM "
 		"[--tmpdir DIR] [--label S] [--verify] [--verify-after]\n"
-		"  [--splice] [--cork N]\n"
+		"  [--splice] [--cork N] [--seed N]\n"
 		"sizes take K and M suffixes\n");
 	exit(2);
 }
@@ -965,7 +1011,7 @@ int main(int argc, char **argv)
 		{ "cert", 1, 0, 'C' }, { "key", 1, 0, 'K' },
 		{ "label", 1, 0, 'L' }, { "tmpdir", 1, 0, 'T' },
 		{ "verify", 0, 0, 'v' }, { "splice", 0, 0, 'S' },
-		{ "verify-after", 0, 0, 'V' },
+		{ "verify-after", 0, 0, 'V' }, { "seed", 1, 0, 'e' },
 		{ "cork", 1, 0, 'k' + 256 },
 		{ 0, 0, 0, 0 }
 	};
@@ -1046,6 +1092,9 @@ int main(int argc, char **argv)
 		case 'V':
 			o.verify_after = 1;
 			break;
+		case 'e':
+			o.seed = strtoul(optarg, NULL, 10);
+			break;
 		case 'S':
 			o.splice = 1;
 			break;
@@ -1061,6 +1110,10 @@ int main(int argc, char **argv)
 	if (o.verify_after && o.mode != M_BULK && o.mode != M_SENDFILE &&
 	    o.mode != M_RECVFILE)
 		usage();
+	if (o.mode == M_MIXED && mixed_setup() < 0) {
+		perror("malloc");
+		return 1;
+	}
 
 	if (o.mode == M_AFALG) {
 		afalg();
@@ -1130,12 +1183,12 @@ report:;
 	printf("{\"label\":\"%s\",\"lib\":\"%s\",\"ktls_req\":%d,"
 	       "\"tls\":\"1.%d\",\"cipher\":\"%s\",\"mode\":\"%s\","
 	       "\"size\":%" PRIu64 ",\"chunk\":%zu,\"cork\":%u,"
-	       "\"msg\":%zu,\"count\":%lu,"
+	       "\"msg\":%zu,\"count\":%lu,\"seed\":%lu,"
 	       "\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"mbps\":%.3f,",
 	       o.label, o.plain ? "plain" : o.openssl ? "openssl" : "gnutls",
 	       o.ktls,
 	       o.tls12 ? 2 : 3, o.c->name, mode_names[o.mode], o.size,
-	       o.chunk, o.cork, o.msg, o.count, bytes, el,
+	       o.chunk, o.cork, o.msg, o.count, o.seed, bytes, el,
 	       el > 0 ? bytes / el / 1e6 : 0.0);
 	if (o.mode == M_RR)
 		printf("\"latency_us\":%.3f,\"tps\":%.1f,",
