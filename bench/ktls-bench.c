@@ -41,6 +41,17 @@
  *             recv+write(); OpenSSL: SSL_read+write())
  *   rr        --count request/response transactions of --msg bytes each
  *             way (TCP_NODELAY): latency and transactions/s
+ *   mixed     an NBD-like stream of --count commands: the client sends a
+ *             64 B request; three commands in four are reads, which the
+ *             server answers with a 16 B reply header and then the data
+ *             (64 KiB..1 MiB, a fixed pseudo-random sequence) in a second
+ *             write; every fourth is a write, the request followed by
+ *             its data (64 KiB..1 MiB, one write call), which the server
+ *             acknowledges with a 16 B reply.  bytes = data both ways.
+ *             --seed N shuffles the lengths of the reads among the reads
+ *             and those of the writes among the writes (the same bytes and
+ *             commands in another order), to sample other interleavings
+ *             of the two ends
  *   afalg     no TLS: the kernel's AEAD (AF_ALG, the algorithm KTLS uses
  *             for --cipher) encrypts --size bytes in 16 KiB records with a
  *             13-byte AAD, as KTLS TX does: the floor for send_file.
@@ -50,6 +61,14 @@
  *
  * The received byte count is always checked; --verify also checks every
  * byte (a position-dependent pattern), which costs receiver CPU.
+ * --verify-after (bulk, sendfile, recvfile) checks every byte too, but
+ * after the timed section: the receiver keeps the whole stream (in a
+ * buffer touched before the data phase; recvfile: in the file) and
+ * checks it once the clock has stopped, so the figures are not the check's.
+ *
+ * The kernel TLS flags are those at the end of the data phase (with
+ * ktls = auto a direction can move to the kernel during it); the ones
+ * right after the handshake are printed as ktls_tx0/ktls_rx0.
  *
  * Exit status: 0 success, 1 failure, 2 usage.
  */
@@ -115,9 +134,10 @@ static const struct cipher_desc ciphers[] = {
 	 "rfc7539(chacha20,poly1305)", 32, 12 },
 };
 
-enum mode { M_BULK, M_SENDFILE, M_RECVFILE, M_RR, M_AFALG };
+enum mode { M_BULK, M_SENDFILE, M_RECVFILE, M_RR, M_AFALG, M_MIXED };
 static const char *const mode_names[] = { "bulk", "sendfile", "recvfile",
-	"rr", "afalg" };
+	"rr", "afalg", "mixed" };
+#define N_MODES 6
 
 static struct {
 	int openssl;		/* else gnutls */
@@ -131,8 +151,10 @@ static struct {
 	unsigned long count;
 	const char *cert, *key, *label, *tmpdir;
 	int verify;
+	int verify_after;	/* check the stream after the timed section */
 	int splice;		/* afalg: splice the plaintext in */
 	unsigned cork;		/* bulk, GnuTLS: cork this many chunks */
+	unsigned long seed;	/* mixed: which sequence of lengths */
 } o = {.chunk = 16384, .msg = 64, .count = 2000, .size = 32 << 20 };
 
 /* What each side measured in the data phase. */
@@ -141,7 +163,8 @@ struct side {
 	double user, sys;
 	uint64_t bytes;		/* payload bytes received */
 	long calls;		/* send/recv calls made */
-	int ktls_tx, ktls_rx;
+	int ktls_tx, ktls_rx;	/* at the end of the data phase */
+	int ktls_tx0, ktls_rx0;	/* right after the handshake */
 	char path[32];		/* what the data path was */
 	int failed;
 	char err[200];
@@ -190,6 +213,15 @@ static void phase_end(void)
 	me.sys = s - me.sys;
 }
 
+/* GnuTLS: what the kernel does now (ktls = auto can move a direction
+ * during the data phase) */
+static void ktls_flags_now(gnutls_session_t gs)
+{
+	int f = gnutls_transport_is_ktls_enabled(gs);
+	me.ktls_tx = !!(f & GNUTLS_KTLS_SEND);
+	me.ktls_rx = !!(f & GNUTLS_KTLS_RECV);
+}
+
 /* The payload: byte at stream position p. */
 static inline unsigned char pat(uint64_t p)
 {
@@ -202,15 +234,96 @@ static void fill(unsigned char *b, size_t n, uint64_t pos)
 		b[i] = pat(pos + i);
 }
 
-static void check(const unsigned char *b, size_t n, uint64_t pos)
+static void check_bytes(const unsigned char *b, size_t n, uint64_t pos)
 {
-	if (!o.verify || me.failed)
+	if (me.failed)
 		return;
 	for (size_t i = 0; i < n; i++)
 		if (b[i] != pat(pos + i)) {
 			fail("wrong byte at %" PRIu64, pos + i);
 			return;
 		}
+}
+
+/* --verify: on the measured path */
+static void check(const unsigned char *b, size_t n, uint64_t pos)
+{
+	if (o.verify)
+		check_bytes(b, n, pos);
+}
+
+/* mixed: command i's data length (64 KiB..1 MiB) and direction */
+#define MIXED_MAX (1 << 20)
+#define MIXED_REQ 64
+#define MIXED_REPLY 16
+static int mixed_is_write(unsigned long i)
+{
+	return i % 4 == 3;
+}
+
+static uint32_t *mixed_lens;
+
+static uint32_t mixed_len0(unsigned long i)
+{
+	uint32_t x = (uint32_t)(i + 1) * 2654435761u;
+	x ^= x >> 13;
+	return (64u << 10) << (x % 5);
+}
+
+/* the lengths of seed 0; another seed shuffles them among the commands of
+ * the same kind (Fisher-Yates, a fixed LCG) */
+static int mixed_setup(void)
+{
+	uint64_t r = o.seed * 6364136223846793005ull + 1442695040888963407ull;
+
+	mixed_lens = malloc((o.count ? o.count : 1) * sizeof(*mixed_lens));
+	if (!mixed_lens)
+		return -1;
+	for (unsigned long i = 0; i < o.count; i++)
+		mixed_lens[i] = mixed_len0(i);
+	if (!o.seed)
+		return 0;
+	for (int w = 0; w < 2; w++) {
+		for (unsigned long i = o.count; i-- > 0;) {
+			if (mixed_is_write(i) != w)
+				continue;
+			/* pick j among the commands of this kind in [0, i] */
+			unsigned long n = 0, j;
+			for (j = 0; j <= i; j++)
+				n += mixed_is_write(j) == w;
+			r = r * 6364136223846793005ull + 1442695040888963407ull;
+			unsigned long k = (r >> 33) % n;
+			for (j = 0;; j++)
+				if (mixed_is_write(j) == w && k-- == 0)
+					break;
+			uint32_t t = mixed_lens[i];
+			mixed_lens[i] = mixed_lens[j];
+			mixed_lens[j] = t;
+		}
+	}
+	return 0;
+}
+
+static uint32_t mixed_len(unsigned long i)
+{
+	return mixed_lens[i];
+}
+
+static uint64_t mixed_total(void)
+{
+	uint64_t t = 0;
+	for (unsigned long i = 0; i < o.count; i++)
+		t += mixed_len(i);
+	return t;
+}
+
+/* a buffer of n bytes, every page touched (before the timed section) */
+static unsigned char *big_buffer(uint64_t n)
+{
+	unsigned char *b = malloc(n ? n : 1);
+	if (b)
+		memset(b, 0, n);
+	return b;
 }
 
 /* ---- the two libraries behind one small interface ---- */
@@ -294,9 +407,9 @@ static int conn_open(struct conn *c, int server)
 		}
 		if (gnutls_cipher_get(c->gs) == GNUTLS_CIPHER_UNKNOWN)
 			return -1;
-		int f = gnutls_transport_is_ktls_enabled(c->gs);
-		me.ktls_tx = !!(f & GNUTLS_KTLS_SEND);
-		me.ktls_rx = !!(f & GNUTLS_KTLS_RECV);
+		ktls_flags_now(c->gs);
+		me.ktls_tx0 = me.ktls_tx;
+		me.ktls_rx0 = me.ktls_rx;
 		return 0;
 	}
 	c->ssl = SSL_new(sctx);
@@ -307,8 +420,8 @@ static int conn_open(struct conn *c, int server)
 		fail("handshake: %s", ERR_error_string(e, NULL));
 		return -1;
 	}
-	me.ktls_tx = BIO_get_ktls_send(SSL_get_wbio(c->ssl)) ? 1 : 0;
-	me.ktls_rx = BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) ? 1 : 0;
+	me.ktls_tx = me.ktls_tx0 = BIO_get_ktls_send(SSL_get_wbio(c->ssl)) ? 1 : 0;
+	me.ktls_rx = me.ktls_rx0 = BIO_get_ktls_recv(SSL_get_rbio(c->ssl)) ? 1 : 0;
 	return 0;
 }
 
@@ -484,8 +597,20 @@ static void client(int fd)
 {
 	struct conn c = {.fd = fd };
 	size_t bsz = o.chunk > o.msg ? o.chunk : o.msg;
-	unsigned char *buf = malloc(bsz);
+	unsigned char *buf, *all = NULL;
 	int ffd = -1;
+
+	if (o.mode == M_MIXED && bsz < MIXED_MAX)
+		bsz = MIXED_MAX;
+	buf = malloc(bsz);
+	if (buf && o.mode == M_BULK && o.verify_after) {
+		/* the whole stream, generated before the clock starts */
+		all = big_buffer(o.size);
+		if (all)
+			fill(all, o.size, 0);
+		else
+			buf = NULL;
+	}
 
 	if (!buf || lib_init(0) < 0) {
 		fail("client init");
@@ -527,7 +652,7 @@ static void client(int fd)
 				fill(buf, n, p);
 			if (corking && i % o.cork == 0)
 				gnutls_record_cork(c.gs);
-			if (send_all(&c, buf, n) < 0)
+			if (send_all(&c, all ? all + p : buf, n) < 0)
 				break;
 			p += n;
 			if (corking && (i % o.cork == o.cork - 1 || p == o.size)) {
@@ -555,10 +680,45 @@ static void client(int fd)
 		}
 		check(buf, o.msg, 0);
 		break;
+	case M_MIXED:{
+			unsigned char req[MIXED_REQ], rep[MIXED_REPLY];
+			uint64_t pos_w = 0, pos_r = 0;
+
+			snprintf(me.path, sizeof(me.path), "nbd-like");
+			for (unsigned long i = 0; i < o.count && !me.failed;
+			     i++) {
+				uint32_t len = mixed_len(i);
+				int w = mixed_is_write(i);
+
+				memset(req, 0, sizeof(req));
+				req[0] = w ? 'W' : 'R';
+				memcpy(req + 4, &len, 4);
+				if (send_all(&c, req, sizeof(req)) < 0)
+					break;
+				if (w) {
+					if (o.verify)
+						fill(buf, len, pos_w);
+					if (send_all(&c, buf, len) < 0 ||
+					    recv_all(&c, rep, sizeof(rep)) < 0)
+						break;
+					pos_w += len;
+				} else {
+					if (recv_all(&c, rep, sizeof(rep)) < 0 ||
+					    recv_all(&c, buf, len) < 0)
+						break;
+					check(buf, len, pos_r);
+					pos_r += len;
+				}
+				me.bytes += len;
+			}
+			break;
+		}
 	default:
 		break;
 	}
 	phase_end();
+	if (!o.openssl && !o.plain)
+		ktls_flags_now(c.gs);
 	/* no close_notify: the server reports through the pipe instead */
 }
 
@@ -571,7 +731,15 @@ static void server(int fd)
 
 	if (bsz < o.msg)
 		bsz = o.msg;
+	if (o.mode == M_MIXED && bsz < MIXED_MAX)
+		bsz = MIXED_MAX;
 	buf = malloc(bsz);
+	unsigned char *all = NULL;
+	if (buf && o.verify_after && o.mode != M_RECVFILE) {
+		all = big_buffer(o.size);
+		if (!all)
+			buf = NULL;
+	}
 	if (!buf || lib_init(1) < 0) {
 		fail("server init");
 		return;
@@ -602,6 +770,42 @@ static void server(int fd)
 				break;
 			me.bytes += o.msg;
 		}
+	} else if (o.mode == M_MIXED) {
+		unsigned char req[MIXED_REQ], rep[MIXED_REPLY] = { 'A' };
+		uint64_t pos_w = 0, pos_r = 0;
+
+		snprintf(me.path, sizeof(me.path), "nbd-like");
+		for (unsigned long i = 0; i < o.count && !me.failed; i++) {
+			uint32_t len;
+
+			if (recv_all(&c, req, sizeof(req)) < 0)
+				break;
+			memcpy(&len, req + 4, 4);
+			if (len != mixed_len(i) ||
+			    req[0] != (mixed_is_write(i) ? 'W' : 'R')) {
+				fail("bad request %lu", i);
+				break;
+			}
+			if (req[0] == 'W') {
+				if (recv_all(&c, buf, len) < 0)
+					break;
+				check(buf, len, pos_w);
+				pos_w += len;
+				if (send_all(&c, rep, sizeof(rep)) < 0)
+					break;
+			} else {
+				/* the reply header, then the data: two
+				 * writes, as an NBD server does */
+				if (send_all(&c, rep, sizeof(rep)) < 0)
+					break;
+				if (o.verify)
+					fill(buf, len, pos_r);
+				if (send_all(&c, buf, len) < 0)
+					break;
+				pos_r += len;
+			}
+			me.bytes += len;
+		}
 	} else if (o.mode == M_RECVFILE && !o.openssl && recv_file_fn) {
 		off_t off = 0;
 		snprintf(me.path, sizeof(me.path), "recv_file");
@@ -623,14 +827,20 @@ static void server(int fd)
 			 o.mode == M_RECVFILE ? "recv+write" : "recv");
 		while (me.bytes < o.size) {
 			size_t want = bsz;
-			ssize_t r = conn_recv(&c, buf, want);
+			unsigned char *to = buf;
+			if (all) {	/* --verify-after: keep the stream */
+				to = all + me.bytes;
+				if (want > o.size - me.bytes)
+					want = o.size - me.bytes;
+			}
+			ssize_t r = conn_recv(&c, to, want);
 			if (r <= 0) {
 				if (r == 0)
 					fail("early EOF after %" PRIu64,
 					     me.bytes);
 				break;
 			}
-			check(buf, r, me.bytes);
+			check(to, r, me.bytes);
 			if (ofd >= 0 && write(ofd, buf, r) != r) {
 				fail("write: %s", strerror(errno));
 				break;
@@ -639,7 +849,11 @@ static void server(int fd)
 		}
 	}
 	phase_end();
-	if (ofd >= 0 && o.verify && !me.failed) {
+	if (!o.openssl && !o.plain)
+		ktls_flags_now(c.gs);
+	if (all && !me.failed)	/* --verify-after, the clock stopped */
+		check_bytes(all, o.size, 0);
+	if (ofd >= 0 && (o.verify || o.verify_after) && !me.failed) {
 		/* read the file back: what recv_file wrote must be the stream */
 		struct stat st;
 		if (fstat(ofd, &st) < 0 || (uint64_t)st.st_size != o.size)
@@ -651,7 +865,7 @@ static void server(int fd)
 				fail("dest file short");
 				break;
 			}
-			check(buf, r, p);
+			check_bytes(buf, r, p);
 			p += r;
 		}
 	}
@@ -753,10 +967,11 @@ static void usage(void)
 		"[--tls12|--tls13]\n"
 		"  [--cipher aes-128-gcm|aes-256-gcm|aes-128-ccm|"
 		"chacha20-poly1305]\n"
-		"  --mode bulk|sendfile|recvfile|rr|afalg [--size BYTES] "
+		"  --mode bulk|sendfile|recvfile|rr|mixed|afalg [--size BYTES] "
 		"[--chunk BYTES]\n"
 		"  [--msg BYTES] [--count N] --cert PEM --key PEM "
-		"[--tmpdir DIR] [--label S] [--verify] [--splice] [--cork N]\n"
+		"[--tmpdir DIR] [--label S] [--verify] [--verify-after]\n"
+		"  [--splice] [--cork N] [--seed N]\n"
 		"sizes take K and M suffixes\n");
 	exit(2);
 }
@@ -779,9 +994,10 @@ static uint64_t parse_size(const char *s)
 static void print_side(const char *name, const struct side *s)
 {
 	printf("\"%s\":{\"user_s\":%.6f,\"sys_s\":%.6f,\"cpu_s\":%.6f,"
-	       "\"ktls_tx\":%d,\"ktls_rx\":%d,\"path\":\"%s\",\"calls\":%ld}",
+	       "\"ktls_tx\":%d,\"ktls_rx\":%d,\"ktls_tx0\":%d,\"ktls_rx0\":%d,"
+	       "\"path\":\"%s\",\"calls\":%ld}",
 	       name, s->user, s->sys, s->user + s->sys, s->ktls_tx, s->ktls_rx,
-	       s->path, s->calls);
+	       s->ktls_tx0, s->ktls_rx0, s->path, s->calls);
 }
 
 int main(int argc, char **argv)
@@ -795,6 +1011,7 @@ int main(int argc, char **argv)
 		{ "cert", 1, 0, 'C' }, { "key", 1, 0, 'K' },
 		{ "label", 1, 0, 'L' }, { "tmpdir", 1, 0, 'T' },
 		{ "verify", 0, 0, 'v' }, { "splice", 0, 0, 'S' },
+		{ "verify-after", 0, 0, 'V' }, { "seed", 1, 0, 'e' },
 		{ "cork", 1, 0, 'k' + 256 },
 		{ 0, 0, 0, 0 }
 	};
@@ -838,10 +1055,10 @@ int main(int argc, char **argv)
 			o.c = &ciphers[i];
 			break;
 		case 'm':
-			for (i = 0; i < 5; i++)
+			for (i = 0; i < N_MODES; i++)
 				if (!strcmp(optarg, mode_names[i]))
 					break;
-			if (i == 5)
+			if (i == N_MODES)
 				usage();
 			o.mode = i;
 			break;
@@ -872,6 +1089,12 @@ int main(int argc, char **argv)
 		case 'v':
 			o.verify = 1;
 			break;
+		case 'V':
+			o.verify_after = 1;
+			break;
+		case 'e':
+			o.seed = strtoul(optarg, NULL, 10);
+			break;
 		case 'S':
 			o.splice = 1;
 			break;
@@ -884,6 +1107,13 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc || (o.mode != M_AFALG && (!o.cert || !o.key)))
 		usage();
+	if (o.verify_after && o.mode != M_BULK && o.mode != M_SENDFILE &&
+	    o.mode != M_RECVFILE)
+		usage();
+	if (o.mode == M_MIXED && mixed_setup() < 0) {
+		perror("malloc");
+		return 1;
+	}
 
 	if (o.mode == M_AFALG) {
 		afalg();
@@ -918,7 +1148,8 @@ int main(int argc, char **argv)
 				   sizeof(one));
 			server(fd);
 		}
-		if (!me.failed && o.mode != M_RR && me.bytes != o.size)
+		if (!me.failed && o.mode != M_RR &&
+		    me.bytes != (o.mode == M_MIXED ? mixed_total() : o.size))
 			fail("received %" PRIu64 " bytes", me.bytes);
 		if (write(pfd[1], &me, sizeof(me)) != sizeof(me))
 			_exit(1);
@@ -947,17 +1178,17 @@ report:;
 	double el = srv.t1 - me.t0;
 	const char *err = me.failed ? me.err : srv.failed ? srv.err : "";
 
-	if (o.mode == M_RR)
+	if (o.mode == M_RR || (o.mode == M_MIXED && me.t1 > srv.t1))
 		el = me.t1 - me.t0;
 	printf("{\"label\":\"%s\",\"lib\":\"%s\",\"ktls_req\":%d,"
 	       "\"tls\":\"1.%d\",\"cipher\":\"%s\",\"mode\":\"%s\","
 	       "\"size\":%" PRIu64 ",\"chunk\":%zu,\"cork\":%u,"
-	       "\"msg\":%zu,\"count\":%lu,"
+	       "\"msg\":%zu,\"count\":%lu,\"seed\":%lu,"
 	       "\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"mbps\":%.3f,",
 	       o.label, o.plain ? "plain" : o.openssl ? "openssl" : "gnutls",
 	       o.ktls,
 	       o.tls12 ? 2 : 3, o.c->name, mode_names[o.mode], o.size,
-	       o.chunk, o.cork, o.msg, o.count, bytes, el,
+	       o.chunk, o.cork, o.msg, o.count, o.seed, bytes, el,
 	       el > 0 ? bytes / el / 1e6 : 0.0);
 	if (o.mode == M_RR)
 		printf("\"latency_us\":%.3f,\"tps\":%.1f,",
