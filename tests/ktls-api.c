@@ -1792,6 +1792,54 @@ static int c_tiny(struct fx *f)
 
 /* ---- 11. ktls = auto: the move in the middle of the row ---- */
 
+/* 8 requests of arg bytes, each answered by the peer with the same bytes:
+ * under ktls = auto, requests and responses ("turns") of 4 KiB move both
+ * directions, of 2 KiB only from Linux 6.14 on (the kernels that rekey),
+ * of 1 KiB neither (lib/system/ktls.c, ktls_auto_rules) */
+#define RR_ROUNDS 8
+
+static int c_rr(struct fx *f)
+{
+	static unsigned char buf[4096], back[4096];
+	size_t n = f->r->arg;
+	unsigned moved;
+	struct kt_stream st;
+	int r;
+
+	kt_stream_init(&st, SEED_C);
+	for (unsigned i = 0; i < RR_ROUNDS; i++) {
+		kt_stream_fill(&st, buf, n);
+		r = send_all(f, buf, n);
+		if (r < 0)
+			return r;
+		r = recv_all(f, back, n);
+		if (r < 0)
+			return r;
+		CHECK(memcmp(buf, back, n) == 0, "response %u is not its request", i + 1);
+	}
+	moved = n >= 4096 || (n >= 2048 && f->rekey) ? GNUTLS_KTLS_DUPLEX : 0;
+	if (kt_expect_ktls(f->s, !f->auto_mode || f->reference ? f->want : moved,
+			   "after the requests") < 0)
+		return E_REPORTED;
+	return bye(f, GNUTLS_SHUT_RDWR);
+}
+
+static int p_echo(struct fx *f)
+{
+	static unsigned char buf[4096];
+	size_t n = f->r->arg;
+
+	for (unsigned i = 0; i < RR_ROUNDS; i++) {
+		if (recv_all(f, buf, n) < 0)
+			return kt_fail("peer: request %u", i + 1);
+		if (send_all(f, buf, n) < 0)
+			return kt_fail("peer: response %u", i + 1);
+	}
+	return gnutls_record_recv(f->s, buf, sizeof(buf)) == 0 ? 0 :
+		kt_fail("peer: no close_notify");
+}
+
+
 /* 6 rounds of cork, 16 x 1 KiB, uncork(WAIT): one full record each;
  * ktls = auto moves TX with the 4th (not before) */
 static int c_cork_bulk(struct fx *f)
@@ -2055,6 +2103,18 @@ static const struct row base_rows[] = {
 	  .client = c_cork_sendfile, .arg = 1 << 20, .variant = 1, .sndbuf = 16384,
 	  .peer_slow_us = 200, .flags = R_NO_WARMUP, .expect = "GNUTLS_E_SUCCESS",
 	  .end_auto = END_CHECK | GNUTLS_KTLS_SEND },
+	{ .name = "auto-rr-4k-moves-both", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_rr, .peer = p_echo, .arg = 4096, .flags = R_NO_WARMUP,
+	  .expect = "GNUTLS_E_SUCCESS",
+	  .notes = "8 x (4 KiB request, 4 KiB response): auto moves both directions" },
+	{ .name = "auto-rr-2k-moves-from-6.14", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_rr, .peer = p_echo, .arg = 2048, .flags = R_NO_WARMUP,
+	  .expect = "GNUTLS_E_SUCCESS",
+	  .notes = "8 x 2 KiB both ways: both directions move on kernels >= 6.14, neither before" },
+	{ .name = "auto-rr-1k-stays", .vers = VB, .modes = MB | M_AUTO,
+	  .client = c_rr, .peer = p_echo, .arg = 1024, .flags = R_NO_WARMUP,
+	  .expect = "GNUTLS_E_SUCCESS",
+	  .notes = "8 x 1 KiB both ways: nothing moves" },
 	{ .name = "auto-recv-file-no-splice", .vers = VB, .modes = M_AUTO,
 	  .client = c_recv_file, .peer = p_source, .arg = 8 << 20,
 	  .fault = "splice:tls=EIO", .flags = R_NO_WARMUP, .expect = "GNUTLS_E_SUCCESS",

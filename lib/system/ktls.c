@@ -389,15 +389,60 @@ static const char *ktls_dir_state(gnutls_session_t session, unsigned dir)
 /* --- ktls = auto: a direction moves when its traffic is bulk ------------ */
 
 /* Large application records in a row, in one direction, after which that
- * direction moves to the kernel.  The kernel is cheaper per byte for full
- * records and dearer for small ones (make bench: 16 KiB records x0.56
- * receiver CPU, 1 KiB writes x0.81 throughput); a few large records in a
- * row tell a bulk transfer from a large message now and then.  "Large" is
- * half a full record: senders do not always fill every record (Linux 6.1's
- * sendfile(2) ends each 64 KiB it moves with a record cut at a page
- * boundary, e.g. 3 x 16384, 16327, 57 bytes). */
+ * direction moves to the kernel.  The kernel is cheaper per byte for large
+ * records and dearer for small ones; a few large records in a row tell a
+ * bulk transfer from a large message now and then.  Where "large" starts
+ * depends on the kernel and on the traffic (make bench, icount clock,
+ * CPU of both ends, kernel / userspace):
+ *
+ *                      writes in a row          request/response
+ *   Linux 6.1          4 KiB x1.03 (TLS 1.2     2 KiB x1.05
+ *                      x1.10), 8 KiB x0.81      4 KiB x0.94
+ *   Linux 7.2          1 KiB x1.06              1 KiB x1.01
+ *                      2 KiB x0.99, 4 KiB x0.89 2 KiB x0.96
+ *
+ * A "turn" is a record that follows one in the other direction, as
+ * requests and responses do.  Kernels between 6.1 and 6.14 take 6.1's
+ * thresholds (not measured: the conservative side).  Sizes are the
+ * plaintext of a write, the length on the wire of a received record. */
 #define KTLS_AUTO_BULK_RECORDS 4
-#define KTLS_AUTO_BULK_SIZE (KTLS_MAX_PLAINTEXT / 2)
+
+struct ktls_auto_rule {
+	unsigned major, minor;	/* from this kernel on */
+	size_t stream;		/* a record this large counts */
+	size_t turn;		/* a turn this large counts */
+};
+
+static const struct ktls_auto_rule ktls_auto_rules[] = {
+	{ 6, 14, 2048, 2048 },
+	{ 0, 0, 8192, 3072 },	/* the last row: any kernel */
+};
+
+/* Whether the running kernel is at least major.minor (uname -r). */
+static bool ktls_kernel_at_least(unsigned major, unsigned minor)
+{
+	static int cached_major = -1, cached_minor;	/* the same for every thread */
+	struct utsname u;
+	unsigned ma, mi;
+
+	if (__atomic_load_n(&cached_major, __ATOMIC_ACQUIRE) < 0) {
+		if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
+			ma = mi = 0;
+		cached_minor = mi;
+		__atomic_store_n(&cached_major, (int)ma, __ATOMIC_RELEASE);
+	}
+	return (unsigned)cached_major > major ||
+	       ((unsigned)cached_major == major && (unsigned)cached_minor >= minor);
+}
+
+static const struct ktls_auto_rule *ktls_auto_rule(void)
+{
+	const struct ktls_auto_rule *r = ktls_auto_rules;
+
+	while (!ktls_kernel_at_least(r->major, r->minor))
+		r++;
+	return r;
+}
 
 /* Whether the kernel's AEAD pays for this session's cipher (not CCM). */
 static bool ktls_auto_pays(record_parameters_st *params)
@@ -418,12 +463,20 @@ static struct ktls_auto_dir *ktls_auto(gnutls_session_t session, unsigned dir)
 }
 
 /* One more application record of this size in a direction's run. */
-static void ktls_auto_count(struct ktls_auto_dir *a, content_type_t type,
-			    size_t size)
+static void ktls_auto_count(gnutls_session_t session, unsigned dir,
+			    content_type_t type, size_t size)
 {
+	struct ktls_auto_dir *a = ktls_auto(session, dir);
+	const struct ktls_auto_rule *rule;
+	bool turn;
+
 	if (type != GNUTLS_APPLICATION_DATA || size == 0)
 		return;
-	if (size < KTLS_AUTO_BULK_SIZE) {
+	/* the sending and the receiving thread may both be here */
+	turn = __atomic_exchange_n(&session->internals.ktls.auto_last, dir,
+				   __ATOMIC_RELAXED) != dir;
+	rule = ktls_auto_rule();
+	if (size < rule->stream && !(turn && size >= rule->turn)) {
 		a->run = 0;
 		return;
 	}
@@ -440,7 +493,7 @@ static void ktls_auto_count(struct ktls_auto_dir *a, content_type_t type,
 void _gnutls_ktls_move(gnutls_session_t session, unsigned dir)
 {
 	struct ktls_auto_dir *a = ktls_auto(session, dir);
-	record_parameters_st *rparams, *wparams;
+	record_parameters_st *rparams, *wparams, *params;
 	const char *why = NULL;
 
 	if (!a->watch)
@@ -467,19 +520,16 @@ void _gnutls_ktls_move(gnutls_session_t session, unsigned dir)
 		gnutls_assert();
 		return;
 	}
+	params = dir == GNUTLS_KTLS_RECV ? rparams : wparams;
 	if (!(ktls_offloadable(session, rparams, wparams) & dir) ||
-	    ktls_offload(session, dir, dir == GNUTLS_KTLS_RECV ? rparams :
-						       wparams) < 0) {
+	    ktls_offload(session, dir, params) < 0) {
 		_gnutls_debug_log("ktls: auto: session %p: %s stays in userspace\n",
 				  session, ktls_dir_name(dir));
 		return;
 	}
 	_gnutls_debug_log("ktls: auto: session %p: %s moved to the kernel (epoch %u, record %llu)\n",
-			  session, ktls_dir_name(dir),
-			  (unsigned)(dir == GNUTLS_KTLS_RECV ? rparams : wparams)->epoch,
-			  (unsigned long long)ktls_state(dir == GNUTLS_KTLS_RECV ?
-							 rparams : wparams,
-							 dir)->sequence_number);
+			  session, ktls_dir_name(dir), (unsigned)params->epoch,
+			  (unsigned long long)ktls_state(params, dir)->sequence_number);
 }
 
 /* After the handshake: ktls = true hands every direction the kernel can
@@ -538,7 +588,7 @@ void _gnutls_ktls_watch_send(gnutls_session_t session, content_type_t type,
 {
 	struct ktls_auto_dir *a = ktls_auto(session, GNUTLS_KTLS_SEND);
 
-	ktls_auto_count(a, type, data_size);
+	ktls_auto_count(session, GNUTLS_KTLS_SEND, type, data_size);
 	if (a->due)
 		_gnutls_ktls_move(session, GNUTLS_KTLS_SEND);
 }
@@ -552,7 +602,7 @@ static void ktls_watch_recv(gnutls_session_t session, content_type_t type,
 {
 	struct ktls_auto_dir *a = ktls_auto(session, GNUTLS_KTLS_RECV);
 
-	ktls_auto_count(a, type, length);
+	ktls_auto_count(session, GNUTLS_KTLS_RECV, type, length);
 	if (a->due)
 		_gnutls_ktls_move(session, GNUTLS_KTLS_RECV);
 }
@@ -594,15 +644,7 @@ void _gnutls_ktls_transport_changed(gnutls_session_t session)
  * already has some (TLS_TX/TLS_RX set again): Linux 6.14 and later. */
 static bool ktls_kernel_can_rekey(void)
 {
-	static int cached = -1;	/* the same answer for every thread */
-	struct utsname u;
-	unsigned major, minor;
-
-	if (cached < 0)
-		cached = uname(&u) == 0 &&
-			 sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
-			 (major > 6 || (major == 6 && minor >= 14));
-	return cached;
+	return ktls_kernel_at_least(6, 14);
 }
 
 /* gnutls_session_key_update() on an offloaded session: refuse before

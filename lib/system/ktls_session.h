@@ -72,6 +72,8 @@ struct ktls_st {
 	unsigned adaptive;	/* the session is under ktls = auto */
 	struct ktls_auto_dir rx_auto;
 	struct ktls_auto_dir tx_auto;
+	unsigned char auto_last;	/* the direction of the last application
+					 * record seen in userspace (atomic) */
 
 	enum ktls_pipe_state pipe_state;
 	int pipe_fd[2];
