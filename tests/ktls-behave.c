@@ -1715,7 +1715,10 @@ BODY(c_key_update_poll)
 }
 
 /* A peer that sends KeyUpdates faster than GnuTLS allows (8 a second):
- * the 9th is refused with TOO_MANY_HANDSHAKE_PACKETS, under KTLS too. */
+ * the 9th is refused with TOO_MANY_HANDSHAKE_PACKETS, under KTLS too.
+ * The client stops reading at the refusal (on kernels < 6.14 under KTLS
+ * at the first KeyUpdate): it waits until the server has sent all, so
+ * that its close cannot reset the connection under the server's sends. */
 #define KU_FLOOD 9
 BODY(s_key_update_flood)
 {
@@ -1727,6 +1730,7 @@ BODY(s_key_update_flood)
 			break;
 	}
 	srv_send_str(fx, p, "x");
+	sync_send(fx, SYNC_GO);
 }
 
 BODY(c_key_update_flood)
@@ -1752,6 +1756,8 @@ BODY(c_key_update_flood)
 		expect_rc(fx, "recv after the KeyUpdate", ret,
 			  GNUTLS_E_UNIMPLEMENTED_FEATURE);
 	}
+	if (sync_wait(fx, IO_TIMEOUT_MS * 2) != SYNC_GO)
+		fail(fx, "the server did not finish its sends");
 	sync_send(fx, SYNC_GO);
 }
 
