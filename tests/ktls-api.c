@@ -1839,7 +1839,6 @@ static int p_echo(struct fx *f)
 		kt_fail("peer: no close_notify");
 }
 
-
 /* 6 rounds of cork, 16 x 1 KiB, uncork(WAIT): one full record each;
  * ktls = auto moves TX with the 4th (not before) */
 static int c_cork_bulk(struct fx *f)

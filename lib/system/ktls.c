@@ -421,18 +421,18 @@ static const struct ktls_auto_rule ktls_auto_rules[] = {
 /* Whether the running kernel is at least major.minor (uname -r). */
 static bool ktls_kernel_at_least(unsigned major, unsigned minor)
 {
-	static int cached_major = -1, cached_minor;	/* the same for every thread */
+	static int cached = -1;	/* major * 1000 + minor, the same for every thread */
+	int version = __atomic_load_n(&cached, __ATOMIC_RELAXED);
 	struct utsname u;
 	unsigned ma, mi;
 
-	if (__atomic_load_n(&cached_major, __ATOMIC_ACQUIRE) < 0) {
+	if (version < 0) {
 		if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
 			ma = mi = 0;
-		cached_minor = mi;
-		__atomic_store_n(&cached_major, (int)ma, __ATOMIC_RELEASE);
+		version = (int)(ma * 1000 + mi);
+		__atomic_store_n(&cached, version, __ATOMIC_RELAXED);
 	}
-	return (unsigned)cached_major > major ||
-	       ((unsigned)cached_major == major && (unsigned)cached_minor >= minor);
+	return version >= (int)(major * 1000 + minor);
 }
 
 static const struct ktls_auto_rule *ktls_auto_rule(void)
