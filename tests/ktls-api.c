@@ -118,7 +118,7 @@
 #define SEED_C UINT64_C(0x6a09e667f3bcc908)	/* client -> server */
 #define SEED_S UINT64_C(0xbb67ae8584caa73b)	/* server -> client */
 
-#define WAIT_MS 20000		/* any single wait */
+#define WAIT_MS (20000 * (int)kt_slow())	/* any single wait */
 #define ROW_TIMEOUT_S 120
 
 struct fx;

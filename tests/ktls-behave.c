@@ -127,8 +127,8 @@
 #define V13 2u
 #define VBOTH (V12 | V13)
 
-#define IO_TIMEOUT_MS 30000	/* TCG VMs are slow */
-#define CASE_TIMEOUT_S 120
+#define IO_TIMEOUT_MS (30000 * (int)kt_slow())	/* TCG VMs are slow */
+#define CASE_TIMEOUT_S (120 * kt_slow())
 #define MAX_TLS_RECORD 16384
 
 /* server flags */

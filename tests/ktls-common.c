@@ -462,6 +462,20 @@ int kt_kernel_can_rekey(void)
 	return maj > 6 || (maj == 6 && min >= 14);
 }
 
+unsigned kt_slow(void)
+{
+	static unsigned factor;
+	const char *env;
+
+	if (factor == 0) {
+		env = getenv("KTLS_TEST_SLOW");
+		factor = env ? (unsigned)atoi(env) : 1;
+		if (factor < 1 || factor > 100)
+			factor = 1;
+	}
+	return factor;
+}
+
 double kt_now(void)
 {
 	struct timespec ts;

@@ -158,6 +158,12 @@ void kt_hex(char *out, const unsigned char *hash);
  * uname -r is >= 6.14. */
 int kt_kernel_can_rekey(void);
 
+/* The factor every wait and timeout of a test is multiplied by:
+ * KTLS_TEST_SLOW (1..100) when set, else 1.  tests/san-run --valgrind
+ * sets it: under valgrind in a TCG VM a first handshake alone can take
+ * longer than the 30 s that are plenty otherwise. */
+unsigned kt_slow(void);
+
 /* ---- ktls = auto ---- */
 
 /* Full records in a row after which ktls = auto moves a direction (the
