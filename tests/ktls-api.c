@@ -1214,7 +1214,7 @@ static int c_recv_file(struct fx *f)
 	if (ctl_put(f, 'g') < 0)
 		return E_REPORTED;
 	for (;;) {
-		n = gnutls_record_recv_file(f->s, fd, &off, 1 << 20);
+		n = kt_recv_file(f->s, fd, &off, 1 << 20);
 		if (is_retry(n))
 			continue;
 		if (n <= 0)
@@ -1286,7 +1286,7 @@ static int c_recv_file_full_pipe(struct fx *f)
 	kt_stream_init(&st, SEED_S);
 	/* the filler first */
 	for (;;) {
-		n = gnutls_record_recv_file(f->s, p[1], NULL, 1 << 20);
+		n = kt_recv_file(f->s, p[1], NULL, 1 << 20);
 		if (n == GNUTLS_E_AGAIN) {
 			again++;
 			break;
@@ -1302,7 +1302,7 @@ static int c_recv_file_full_pipe(struct fx *f)
 		if (k < (ssize_t)sizeof(buf))
 			break;
 	for (;;) {
-		n = gnutls_record_recv_file(f->s, p[1], NULL, 1 << 20);
+		n = kt_recv_file(f->s, p[1], NULL, 1 << 20);
 		if (n == GNUTLS_E_AGAIN || n > 0) {
 			if (n > 0)
 				total += n;
@@ -2302,6 +2302,11 @@ static int run_row1(struct fx *f)
 	if ((f->r->flags & R_ROOT) && (geteuid() != 0 || !getenv("KTLS_RUNNER") ||
 					strcmp(getenv("KTLS_RUNNER"), "vm") != 0)) {
 		fprintf(stderr, "needs root in the VM (changes a system-wide sysctl)\n");
+		return 77;
+	}
+	if ((f->r->client == c_recv_file || f->r->client == c_recv_file_full_pipe) &&
+	    !kt_have_recv_file()) {
+		fprintf(stderr, "the library has no gnutls_record_recv_file\n");
 		return 77;
 	}
 	if (f->r->fault) {

@@ -633,7 +633,7 @@ static ssize_t rd(struct fx *fx, gnutls_session_t s, void *buf, size_t n)
 
 			if (!scratch && !(scratch = tmpfile()))
 				die(fx, "tmpfile: %s", strerror(errno));
-			ret = gnutls_record_recv_file(s, fileno(scratch), &off,
+			ret = kt_recv_file(s, fileno(scratch), &off,
 						      n);
 			if (ret > 0 && (off != ret ||
 			    pread(fileno(scratch), buf, ret, 0) != ret))

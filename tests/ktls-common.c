@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -40,6 +41,34 @@
 #include <gnutls/socket.h>
 
 #include "ktls-common.h"
+
+/* ---- recv_file ---- */
+
+typedef ssize_t (*recv_file_fn)(gnutls_session_t, int, off_t *, size_t);
+
+static recv_file_fn recv_file_lookup(void)
+{
+	static recv_file_fn fn;
+	static int looked;
+
+	if (!__atomic_load_n(&looked, __ATOMIC_ACQUIRE)) {
+		*(void **)&fn = dlsym(RTLD_DEFAULT, "gnutls_record_recv_file");
+		__atomic_store_n(&looked, 1, __ATOMIC_RELEASE);
+	}
+	return fn;
+}
+
+int kt_have_recv_file(void)
+{
+	return recv_file_lookup() != NULL;
+}
+
+ssize_t kt_recv_file(gnutls_session_t s, int fd, off_t *offset, size_t count)
+{
+	recv_file_fn fn = recv_file_lookup();
+
+	return fn ? fn(s, fd, offset, count) : GNUTLS_E_UNIMPLEMENTED_FEATURE;
+}
 
 /* ---- failures ---- */
 

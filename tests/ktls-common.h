@@ -33,6 +33,10 @@
  *   kernel        kt_kernel_can_rekey(): whether the kernel takes new
  *                 TLS 1.3 keys (KTLS_REKEY, as tests/ktls-suite exports
  *                 it, else Linux >= 6.14)
+ *   recv_file     kt_recv_file(): gnutls_record_recv_file(), looked up at
+ *                 run time, so the programs also build and run against
+ *                 a GnuTLS without it (upstream's, bench/anchor; Debian's
+ *                 libgnutls30, tests/interop)
  *   ktls = auto   kt_warm(): full-size records each way, read completely
  *                 and checked, so that each direction moves to the
  *                 kernel mid-session (ktls = auto: 4 full records in a
@@ -54,6 +58,14 @@
 
 #define KT_HOSTNAME "localhost"
 #define KT_HASH_LEN 32		/* SHA-256 */
+
+/* ---- recv_file ---- */
+
+/* Whether the library under test has gnutls_record_recv_file(). */
+int kt_have_recv_file(void);
+/* gnutls_record_recv_file(s, fd, offset, count), or
+ * GNUTLS_E_UNIMPLEMENTED_FEATURE when the library has none. */
+ssize_t kt_recv_file(gnutls_session_t s, int fd, off_t *offset, size_t count);
 
 /* ---- failures ---- */
 

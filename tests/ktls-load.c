@@ -477,7 +477,7 @@ static int client_recv(struct conn *c)
 			/* into a file (splice(2) under KTLS), read back */
 			off_t off = 0;
 
-			ret = gnutls_record_recv_file(c->s, mfd, &off, CHUNK);
+			ret = kt_recv_file(c->s, mfd, &off, CHUNK);
 			if (ret > 0 && (off != ret ||
 					pread(mfd, buf, ret, 0) != ret)) {
 				kt_fail("conn %u: recv_file: %zd bytes, offset "

@@ -60,7 +60,6 @@
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1197,20 +1196,6 @@ static int xfer_send(struct xfer *x)
 	return send_bye(x);
 }
 
-/* gnutls_record_recv_file() is looked up at run time, so that this
- * program also runs against libraries without it (Debian's libgnutls30,
- * in tests/interop) as long as --recv-mode file|pipe is not used. */
-typedef ssize_t (*recv_file_fn)(gnutls_session_t, int, off_t *, size_t);
-
-static recv_file_fn get_recv_file(void)
-{
-	static recv_file_fn fn;
-
-	if (fn == NULL)
-		*(void **)&fn = dlsym(RTLD_DEFAULT, "gnutls_record_recv_file");
-	return fn;
-}
-
 /* --recv-mode pipe: the pipe's reader hashes what comes out of it. */
 struct pipe_reader {
 	struct xfer *x;
@@ -1286,10 +1271,13 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 	char path[4096];
 	int fd, pfd[2], ret = 0;
 	uint64_t bytes = 0;
-	recv_file_fn recv_file = get_recv_file();
 	ssize_t n;
 
-	if (recv_file == NULL)
+	/* kt_recv_file(): looked up at run time, so that this program also
+	 * runs against libraries without it (Debian's libgnutls30 in
+	 * tests/interop, upstream's in bench/anchor) as long as
+	 * --recv-mode file|pipe is not used */
+	if (!kt_have_recv_file())
 		return kt_fail("%s: the library has no gnutls_record_recv_file",
 			    x->who);
 	if (pipe_mode) {
@@ -1318,7 +1306,7 @@ static int recv_file_mode(struct xfer *x, gnutls_hash_hd_t h, int *eof)
 	for (;;) {
 		errno = 0;
 		do
-			n = recv_file(x->session, fd, use_off ? &off : NULL,
+			n = kt_recv_file(x->session, fd, use_off ? &off : NULL,
 				      o->chunk);
 		while (retry(x, &n, "gnutls_record_recv_file", POLLIN));
 		if (n == 0) {
