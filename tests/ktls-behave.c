@@ -73,6 +73,8 @@
  *   --kernel-rekey   whether the kernel can take new TLS 1.3 keys (Linux
  *                    >= 6.14); auto (default): kt_kernel_can_rekey()
  *                    (KTLS_REKEY as tests/ktls-suite sets it, else uname)
+ *   --poll-again     poll the socket for input before retrying a
+ *                    GNUTLS_E_AGAIN (bench/anchor, for upstream's KTLS)
  *   --rbuf           buffer size of the client's gnutls_record_recv calls
  *   --reader file    the client reads with gnutls_record_recv_file() into
  *                    a file instead (then reads the file back)
@@ -145,6 +147,7 @@ struct opts {
 	int kernel_rekey;
 	size_t rbuf;
 	int reader_file;	/* --reader file: gnutls_record_recv_file */
+	int poll_again;		/* --poll-again: poll(POLLIN) before each retry */
 	int auto_warm;		/* --auto-warmup: ktls = auto, moved by a warm-up */
 	int strict;
 	int verbose;
@@ -620,7 +623,10 @@ static void peer_close(struct peer *p)
 
 /* One gnutls_record_recv of at most n bytes; GNUTLS_E_AGAIN and
  * _INTERRUPTED are retried (a blocking TLS 1.3 session returns AGAIN
- * after a post-handshake message or an empty record). */
+ * after a post-handshake message or an empty record).  --poll-again: the
+ * socket is polled for input before each retry, as a program that sees
+ * AGAIN on a blocking socket would do (bench/anchor: upstream's KTLS
+ * returns AGAIN from a blocking recv when no record is there yet). */
 static ssize_t rd(struct fx *fx, gnutls_session_t s, void *buf, size_t n)
 {
 	static FILE *scratch;	/* --reader file: where recv_file writes */
@@ -641,6 +647,13 @@ static ssize_t rd(struct fx *fx, gnutls_session_t s, void *buf, size_t n)
 				    ret, (long long)off);
 		} else {
 			ret = gnutls_record_recv(s, buf, n);
+		}
+		if (ret == GNUTLS_E_AGAIN && fx->o->poll_again) {
+			struct pollfd pfd = { .fd = gnutls_transport_get_int(s),
+					      .events = POLLIN };
+
+			if (poll(&pfd, 1, IO_TIMEOUT_MS) == 0)
+				break;
 		}
 	} while ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
 		 ++again < 64);
@@ -2691,7 +2704,8 @@ static void usage(FILE *f)
 		"[--kernel-rekey yes|no|auto]\n"
 		"                   [--rbuf BYTES] [--reader recv|file] "
 		"[--strict] [--auto-warmup]\n"
-		"                   [--skip NAME,...] [--verbose] [--list]\n");
+		"                   [--poll-again] [--skip NAME,...] [--verbose] "
+		"[--list]\n");
 }
 
 int main(int argc, char **argv)
@@ -2704,6 +2718,7 @@ int main(int argc, char **argv)
 		{ "kernel-rekey", required_argument, NULL, 'k' },
 		{ "rbuf", required_argument, NULL, 'b' },
 		{ "reader", required_argument, NULL, 'r' },
+		{ "poll-again", no_argument, NULL, 'P' },
 		{ "strict", no_argument, NULL, 's' },
 		{ "auto-warmup", no_argument, NULL, 'a' },
 		{ "skip", required_argument, NULL, 'S' },
@@ -2758,6 +2773,9 @@ int main(int argc, char **argv)
 				o.reader_file = 0;
 			else
 				return usage(stderr), 2;
+			break;
+		case 'P':
+			o.poll_again = 1;
 			break;
 		case 's':
 			o.strict = 1;
